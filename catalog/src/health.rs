@@ -1,0 +1,289 @@
+//! Facts derived from a [`Snapshot`], computed once so the exporter's metrics and the
+//! remediator's gates can never disagree about what "unprotected" or "double fault" means.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::snapshot::{Mode, Role, Segment, Snapshot};
+
+/// The one-word state of a cluster, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterState {
+    /// Some content has no up primary: queries touching it fail.
+    Unavailable,
+    /// The catalog could not be read (no coordinator, or the segment query failed).
+    Unknown,
+    /// Some content runs without a synchronized mirror: one more failure is an outage.
+    Unprotected,
+    /// Every content is protected, but some pair runs in the non-preferred roles.
+    Unbalanced,
+    Healthy,
+}
+
+impl ClusterState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterState::Unavailable => "unavailable",
+            ClusterState::Unknown => "unknown",
+            ClusterState::Unprotected => "unprotected",
+            ClusterState::Unbalanced => "unbalanced",
+            ClusterState::Healthy => "healthy",
+        }
+    }
+}
+
+/// Derived facts about the segment tier (content >= 0).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Health {
+    /// dbids whose current role differs from the preferred one.
+    pub role_mismatch_dbids: BTreeSet<i16>,
+    /// dbids marked down.
+    pub down_dbids: BTreeSet<i16>,
+    /// Hostnames carrying at least one down instance.
+    pub hosts_with_down: BTreeSet<String>,
+    /// Contents with no up primary (double fault): the database cannot serve them.
+    pub unavailable_contents: BTreeSet<i16>,
+    /// Contents whose primary is up but whose mirror is down or not synchronized.
+    pub unprotected_contents: BTreeSet<i16>,
+    /// Contents whose primary and mirror live on the same host.
+    pub mirror_on_primary_host_contents: BTreeSet<i16>,
+    /// Acting primaries per hostname (every hostname that holds a segment appears).
+    pub host_acting_primaries: BTreeMap<String, u32>,
+    /// Preferred primaries per hostname (what the cluster was given).
+    pub host_preferred_primaries: BTreeMap<String, u32>,
+    /// Contents whose pair is up and synchronized.
+    pub synchronized_contents: BTreeSet<i16>,
+    /// Number of contents (distinct content ids >= 0).
+    pub contents: u32,
+}
+
+impl Health {
+    /// Derives the facts from segment rows. Coordinator-tier rows (content -1) are ignored:
+    /// their catalog mode and status do not tell the truth.
+    pub fn from_segments(segments: &[Segment]) -> Health {
+        let mut health = Health::default();
+        let mut by_content: BTreeMap<i16, Vec<&Segment>> = BTreeMap::new();
+        for segment in segments.iter().filter(|s| !s.is_coordinator_tier()) {
+            by_content.entry(segment.content).or_default().push(segment);
+            health
+                .host_acting_primaries
+                .entry(segment.hostname.clone())
+                .or_insert(0);
+            health
+                .host_preferred_primaries
+                .entry(segment.hostname.clone())
+                .or_insert(0);
+            if segment.role == Role::Primary && segment.is_up() {
+                *health
+                    .host_acting_primaries
+                    .entry(segment.hostname.clone())
+                    .or_default() += 1;
+            }
+            if segment.preferred_role == Role::Primary {
+                *health
+                    .host_preferred_primaries
+                    .entry(segment.hostname.clone())
+                    .or_default() += 1;
+            }
+            if segment.role_mismatch() {
+                health.role_mismatch_dbids.insert(segment.dbid);
+            }
+            if !segment.is_up() {
+                health.down_dbids.insert(segment.dbid);
+                health.hosts_with_down.insert(segment.hostname.clone());
+            }
+        }
+        health.contents = by_content.len() as u32;
+        for (content, pair) in &by_content {
+            health.classify_pair(*content, pair);
+        }
+        health
+    }
+
+    fn classify_pair(&mut self, content: i16, pair: &[&Segment]) {
+        let primary = pair.iter().find(|s| s.role == Role::Primary && s.is_up());
+        let mirror = pair.iter().find(|s| s.role == Role::Mirror);
+        let Some(primary) = primary else {
+            self.unavailable_contents.insert(content);
+            return;
+        };
+        match mirror {
+            // A content without a mirror was built unprotected; that is a configuration
+            // choice, reported by the absence of a pair, not as an incident.
+            None => {}
+            Some(mirror) => {
+                let synchronized = mirror.is_up()
+                    && primary.mode == Mode::Synchronized
+                    && mirror.mode == Mode::Synchronized;
+                if synchronized {
+                    self.synchronized_contents.insert(content);
+                } else {
+                    self.unprotected_contents.insert(content);
+                }
+                if mirror.hostname == primary.hostname {
+                    self.mirror_on_primary_host_contents.insert(content);
+                }
+            }
+        }
+    }
+
+    /// Every pair up and synchronized: the only state in which a rebalance is safe and the
+    /// preferred-role alert is meaningful.
+    pub fn all_pairs_synchronized(&self) -> bool {
+        self.unavailable_contents.is_empty() && self.unprotected_contents.is_empty()
+    }
+
+    /// Hosts that carry more acting primaries than they were given.
+    pub fn overloaded_hosts(&self) -> Vec<&str> {
+        self.host_acting_primaries
+            .iter()
+            .filter(|(host, acting)| {
+                **acting
+                    > self
+                        .host_preferred_primaries
+                        .get(*host)
+                        .copied()
+                        .unwrap_or(0)
+            })
+            .map(|(host, _)| host.as_str())
+            .collect()
+    }
+
+    pub fn state(&self) -> ClusterState {
+        if !self.unavailable_contents.is_empty() {
+            ClusterState::Unavailable
+        } else if !self.unprotected_contents.is_empty() {
+            ClusterState::Unprotected
+        } else if !self.role_mismatch_dbids.is_empty() {
+            ClusterState::Unbalanced
+        } else {
+            ClusterState::Healthy
+        }
+    }
+}
+
+impl Snapshot {
+    /// Derived facts, or `None` when the segment rows could not be read.
+    pub fn health(&self) -> Option<Health> {
+        self.segments
+            .as_ref()
+            .ok()
+            .map(|s| Health::from_segments(s))
+    }
+
+    pub fn cluster_state(&self) -> ClusterState {
+        self.health()
+            .map(|h| h.state())
+            .unwrap_or(ClusterState::Unknown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::SegmentStatus;
+
+    fn seg(
+        dbid: i16,
+        content: i16,
+        role: char,
+        pref: char,
+        mode: char,
+        status: char,
+        host: &str,
+    ) -> Segment {
+        let role_of = |c| {
+            if c == 'p' {
+                Role::Primary
+            } else {
+                Role::Mirror
+            }
+        };
+        Segment {
+            dbid,
+            content,
+            role: role_of(role),
+            preferred_role: role_of(pref),
+            mode: if mode == 's' {
+                Mode::Synchronized
+            } else {
+                Mode::NotSynchronized
+            },
+            status: if status == 'u' {
+                SegmentStatus::Up
+            } else {
+                SegmentStatus::Down
+            },
+            port: 6000 + dbid as i32,
+            hostname: host.to_string(),
+            address: host.to_string(),
+            datadir: None,
+        }
+    }
+
+    /// The recorded GP 6.24.3 cluster right after FTS promoted dbid 5 (C_after_failover.txt).
+    fn after_failover() -> Vec<Segment> {
+        vec![
+            seg(8, -1, 'm', 'm', 's', 'u', "vm"),
+            seg(1, -1, 'p', 'p', 'n', 'u', "vm"),
+            seg(2, 0, 'm', 'p', 'n', 'd', "vm"),
+            seg(5, 0, 'p', 'm', 'n', 'u', "vm"),
+            seg(6, 1, 'm', 'm', 's', 'u', "vm"),
+            seg(3, 1, 'p', 'p', 's', 'u', "vm"),
+            seg(7, 2, 'm', 'm', 's', 'u', "vm"),
+            seg(4, 2, 'p', 'p', 's', 'u', "vm"),
+        ]
+    }
+
+    #[test]
+    fn failover_is_unprotected_and_mismatched() {
+        let health = Health::from_segments(&after_failover());
+        assert_eq!(health.contents, 3);
+        assert_eq!(health.role_mismatch_dbids, BTreeSet::from([2, 5]));
+        assert_eq!(health.down_dbids, BTreeSet::from([2]));
+        assert_eq!(health.unprotected_contents, BTreeSet::from([0]));
+        assert!(health.unavailable_contents.is_empty());
+        assert_eq!(health.state(), ClusterState::Unprotected);
+        assert!(!health.all_pairs_synchronized());
+    }
+
+    #[test]
+    fn coordinator_rows_are_ignored() {
+        let health = Health::from_segments(&after_failover());
+        assert!(!health.down_dbids.contains(&1) && !health.down_dbids.contains(&8));
+        assert_eq!(
+            health.mirror_on_primary_host_contents,
+            BTreeSet::from([0, 1, 2])
+        );
+    }
+
+    #[test]
+    fn double_fault_is_unavailable() {
+        let rows = vec![
+            seg(2, 0, 'm', 'p', 'n', 'd', "sdw1"),
+            seg(5, 0, 'p', 'm', 'n', 'd', "sdw2"),
+        ];
+        let health = Health::from_segments(&rows);
+        assert_eq!(health.unavailable_contents, BTreeSet::from([0]));
+        assert_eq!(health.state(), ClusterState::Unavailable);
+    }
+
+    #[test]
+    fn resynchronized_but_switched_is_unbalanced_and_overloads_a_host() {
+        let rows = vec![
+            seg(2, 0, 'm', 'p', 's', 'u', "sdw1"),
+            seg(5, 0, 'p', 'm', 's', 'u', "sdw2"),
+            seg(3, 1, 'p', 'p', 's', 'u', "sdw2"),
+            seg(6, 1, 'm', 'm', 's', 'u', "sdw1"),
+        ];
+        let health = Health::from_segments(&rows);
+        assert_eq!(health.state(), ClusterState::Unbalanced);
+        assert!(health.all_pairs_synchronized());
+        assert_eq!(health.host_acting_primaries.get("sdw2"), Some(&2));
+        assert_eq!(health.host_acting_primaries.get("sdw1"), Some(&0));
+        assert_eq!(health.overloaded_hosts(), vec!["sdw2"]);
+        assert!(health.mirror_on_primary_host_contents.is_empty());
+    }
+}

@@ -1,0 +1,506 @@
+//! What one read of a cluster saw, as plain data.
+//!
+//! Nothing here knows SQL, Greenplum versions, HTTP or Prometheus. A `Snapshot` can be built
+//! by hand in a unit test. Each source (segments, replication, standby, history, recovery) is
+//! a `Result` of its own, so a failing catalog query costs only what came from it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::lsn::Lsn;
+
+/// The product that answered `version()`. The SQL dialect does not follow from it (see
+/// [`Dialect`]); it is reported as a label only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Product {
+    Greenplum,
+    Cloudberry,
+    Greengage,
+    Unknown,
+}
+
+impl Product {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Product::Greenplum => "greenplum",
+            Product::Cloudberry => "cloudberry",
+            Product::Greengage => "greengage",
+            Product::Unknown => "unknown",
+        }
+    }
+}
+
+/// Which catalog shape to query, chosen by the PostgreSQL base major version
+/// (8.3 = GP5, 9.4 = GP6, 12 and later = GP7/Cloudberry), never by product name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialect {
+    /// PostgreSQL 8.3 base: `replication_port` instead of `datadir`, file-based replication,
+    /// modes `s`/`c`/`r`/`n`, no `gp_stat_replication`.
+    Gp5,
+    /// PostgreSQL 9.4 base: `*_location` columns, `pg_xlog_*` functions, `desc` in history.
+    Gp6,
+    /// PostgreSQL 12+ base: `*_lsn` columns, `*_lag` intervals, `pg_wal_*` functions,
+    /// `description` in history, `gp_stat_progress_basebackup`.
+    Gp7,
+}
+
+/// A parsed `version()` string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Version {
+    pub product: Product,
+    /// e.g. `6.24.3`, `2.0.0-incubating`.
+    pub product_version: String,
+    /// PostgreSQL base, e.g. `9.4.26`.
+    pub pg_version: String,
+    pub dialect: Dialect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Primary,
+    Mirror,
+}
+
+impl Role {
+    /// The catalog letter (`p`/`m`) and the word used in labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Mirror => "mirror",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentStatus {
+    Up,
+    Down,
+}
+
+/// `gp_segment_configuration.mode`. GP6+ only ever shows `s` and `n`; GP5 adds `c` and `r`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Synchronized,
+    NotSynchronized,
+    ChangeTracking,
+    Resynchronizing,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [
+        Mode::Synchronized,
+        Mode::NotSynchronized,
+        Mode::ChangeTracking,
+        Mode::Resynchronizing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Synchronized => "synchronized",
+            Mode::NotSynchronized => "not_synchronized",
+            Mode::ChangeTracking => "change_tracking",
+            Mode::Resynchronizing => "resynchronizing",
+        }
+    }
+}
+
+/// One row of `gp_segment_configuration`.
+///
+/// Rows for content -1 lie: the coordinator row always says mode `n` and the standby row
+/// always says `m/s/u`, even when the standby is dead. Use [`Snapshot::standby`] for the truth.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Segment {
+    pub dbid: i16,
+    pub content: i16,
+    pub role: Role,
+    pub preferred_role: Role,
+    pub mode: Mode,
+    pub status: SegmentStatus,
+    pub port: i32,
+    pub hostname: String,
+    pub address: String,
+    /// Absent on GP5 (which has `replication_port` instead).
+    pub datadir: Option<String>,
+}
+
+impl Segment {
+    pub fn is_coordinator_tier(&self) -> bool {
+        self.content < 0
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.status == SegmentStatus::Up
+    }
+
+    /// The pair has failed over and not been rebalanced.
+    pub fn role_mismatch(&self) -> bool {
+        self.role != self.preferred_role
+    }
+}
+
+/// `state` of a walsender (`pg_stat_replication.state`), or `Disconnected` when the
+/// replication view has a row for the content but no walsender (all columns NULL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicationState {
+    Streaming,
+    Catchup,
+    Startup,
+    Backup,
+    Stopping,
+    Disconnected,
+}
+
+impl ReplicationState {
+    pub const ALL: [ReplicationState; 6] = [
+        ReplicationState::Streaming,
+        ReplicationState::Catchup,
+        ReplicationState::Startup,
+        ReplicationState::Backup,
+        ReplicationState::Stopping,
+        ReplicationState::Disconnected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicationState::Streaming => "streaming",
+            ReplicationState::Catchup => "catchup",
+            ReplicationState::Startup => "startup",
+            ReplicationState::Backup => "backup",
+            ReplicationState::Stopping => "stopping",
+            ReplicationState::Disconnected => "disconnected",
+        }
+    }
+
+    /// Parses a walsender state; `None` for a state this code does not know.
+    pub fn from_walsender(text: &str) -> Option<Self> {
+        Some(match text {
+            "streaming" => ReplicationState::Streaming,
+            "catchup" => ReplicationState::Catchup,
+            "startup" => ReplicationState::Startup,
+            "backup" => ReplicationState::Backup,
+            "stopping" => ReplicationState::Stopping,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    Sync,
+    Async,
+    Potential,
+    Quorum,
+}
+
+impl SyncState {
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "sync" => SyncState::Sync,
+            "async" => SyncState::Async,
+            "potential" => SyncState::Potential,
+            "quorum" => SyncState::Quorum,
+            _ => return None,
+        })
+    }
+}
+
+/// One walsender as seen in `pg_stat_replication` / `gp_stat_replication`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WalSender {
+    /// `gp_walreceiver` for a mirror or the standby, `pg_basebackup` during a full recovery.
+    pub application_name: String,
+    pub state: ReplicationState,
+    pub sync_state: Option<SyncState>,
+    pub sent: Option<Lsn>,
+    pub write: Option<Lsn>,
+    pub flush: Option<Lsn>,
+    pub replay: Option<Lsn>,
+    /// GP7+ only (`*_lag` intervals), in seconds.
+    pub write_lag_seconds: Option<f64>,
+    pub flush_lag_seconds: Option<f64>,
+    pub replay_lag_seconds: Option<f64>,
+}
+
+/// How far a replica is behind, split by where the bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct WalLag {
+    /// Written on the sender but not yet sent (sender's current position minus `sent`).
+    pub send_bytes: Option<u64>,
+    /// Sent but not yet flushed on the replica.
+    pub flush_bytes: Option<u64>,
+    /// Flushed but not yet replayed on the replica.
+    pub replay_bytes: Option<u64>,
+}
+
+impl WalSender {
+    pub fn is_gp_walreceiver(&self) -> bool {
+        self.application_name == "gp_walreceiver"
+    }
+
+    /// Lag by stage; `sender_current` is the sending instance's own current WAL position.
+    pub fn lag(&self, sender_current: Option<Lsn>) -> WalLag {
+        WalLag {
+            send_bytes: sender_current
+                .zip(self.sent)
+                .map(|(current, sent)| current.bytes_since(sent)),
+            flush_bytes: self.sent.zip(self.flush).map(|(s, f)| s.bytes_since(f)),
+            replay_bytes: self.flush.zip(self.replay).map(|(f, r)| f.bytes_since(r)),
+        }
+    }
+}
+
+/// Replication of one content, from the row(s) `gp_stat_replication` has for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MirrorReplication {
+    pub content: i16,
+    /// The acting primary's walsender to its mirror; `None` when the mirror is not connected.
+    pub mirror: Option<WalSender>,
+    /// Other walsenders of the acting primary, e.g. the two `pg_basebackup` ones of a full
+    /// recovery.
+    pub others: Vec<WalSender>,
+    /// The acting primary's current WAL position, when it could be read.
+    pub primary_current: Option<Lsn>,
+}
+
+impl MirrorReplication {
+    pub fn state(&self) -> ReplicationState {
+        if let Some(sender) = &self.mirror {
+            return sender.state;
+        }
+        // During a full recovery the copy runs under pg_basebackup's name.
+        if self
+            .others
+            .iter()
+            .any(|s| s.state == ReplicationState::Backup)
+        {
+            return ReplicationState::Backup;
+        }
+        ReplicationState::Disconnected
+    }
+
+    pub fn lag(&self) -> Option<WalLag> {
+        self.mirror.as_ref().map(|s| s.lag(self.primary_current))
+    }
+}
+
+/// The standby coordinator as the acting coordinator sees it: its `gp_walreceiver` row in
+/// `pg_stat_replication`, which is the truth the catalog row hides.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StandbyReplication {
+    /// `None` when no standby is connected.
+    pub walsender: Option<WalSender>,
+    /// The coordinator's own current WAL position.
+    pub coordinator_current: Option<Lsn>,
+}
+
+/// One line of `gp_configuration_history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub time: DateTime<Utc>,
+    pub dbid: i16,
+    pub description: String,
+}
+
+impl HistoryEntry {
+    /// Lines written by the fault tolerance service start with `FTS:`.
+    pub fn is_fts(&self) -> bool {
+        self.description.starts_with("FTS:")
+    }
+}
+
+/// What the history table says, summarised (the table grows forever; reading it whole on
+/// every scrape would not scale).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct History {
+    pub fts_events: u64,
+    pub total_events: u64,
+    pub last_change: Option<DateTime<Utc>>,
+    /// The most recent lines, newest first (bounded by the query).
+    pub recent: Vec<HistoryEntry>,
+}
+
+/// A full recovery copying files (`gp_stat_progress_basebackup`, GP7+).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecoveryProgress {
+    pub content: i16,
+    pub phase: String,
+    pub total_bytes: Option<u64>,
+    pub streamed_bytes: Option<u64>,
+}
+
+/// What a configured coordinator endpoint answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointState {
+    /// Accepts logins and is not in recovery: the acting coordinator.
+    Coordinator,
+    /// Alive and replaying: refused us with the recovery-mode rejection (57M02, or
+    /// PostgreSQL's 57P03 "not accepting connections"), or let us in while in recovery.
+    StandbyInRecovery,
+    /// Answered, but refused for another reason (authentication, too many connections...).
+    Rejecting,
+    /// Connection refused or timed out.
+    Down,
+}
+
+impl EndpointState {
+    pub const ALL: [EndpointState; 4] = [
+        EndpointState::Coordinator,
+        EndpointState::StandbyInRecovery,
+        EndpointState::Rejecting,
+        EndpointState::Down,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointState::Coordinator => "coordinator",
+            EndpointState::StandbyInRecovery => "standby_in_recovery",
+            EndpointState::Rejecting => "rejecting",
+            EndpointState::Down => "down",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointObservation {
+    /// `host:port` as configured.
+    pub endpoint: String,
+    pub state: EndpointState,
+    /// The server's message, for logs and `check` output.
+    pub detail: Option<String>,
+    /// From the 57M02 DETAIL `last replayed record at X/Y`, when present.
+    pub last_replayed: Option<Lsn>,
+}
+
+/// Which source a failure came from (one per collector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Endpoints,
+    Segments,
+    Replication,
+    Standby,
+    History,
+    Recovery,
+}
+
+impl Source {
+    pub const ALL: [Source; 6] = [
+        Source::Endpoints,
+        Source::Segments,
+        Source::Replication,
+        Source::Standby,
+        Source::History,
+        Source::Recovery,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Endpoints => "endpoints",
+            Source::Segments => "segments",
+            Source::Replication => "replication",
+            Source::Standby => "standby",
+            Source::History => "history",
+            Source::Recovery => "recovery",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a source has no data this time. Cloneable plain data, so snapshots stay plain data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceError {
+    pub source: Source,
+    pub message: String,
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} source failed: {}", self.source, self.message)
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+pub type Sourced<T> = Result<T, SourceError>;
+
+/// Everything one read of the cluster saw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    pub taken_at: DateTime<Utc>,
+    /// Every configured coordinator endpoint, probed this round.
+    pub endpoints: Vec<EndpointObservation>,
+    /// The endpoint that acts as coordinator (`None`: no coordinator answered).
+    pub acting_coordinator: Option<String>,
+    pub version: Option<Version>,
+    pub segments: Sourced<Vec<Segment>>,
+    /// Per content that has a mirror.
+    pub mirrors: Sourced<Vec<MirrorReplication>>,
+    pub standby: Sourced<StandbyReplication>,
+    pub history: Sourced<History>,
+    /// Empty on GP5/GP6 (no progress view) and when no full recovery runs.
+    pub recovery: Sourced<Vec<RecoveryProgress>>,
+    /// How long each source took this round, in seconds (for per-collector self-metrics).
+    pub durations_seconds: BTreeMap<Source, f64>,
+}
+
+impl Snapshot {
+    /// A snapshot in which no coordinator answered: every catalog source failed for the same
+    /// reason.
+    pub fn without_coordinator(
+        taken_at: DateTime<Utc>,
+        endpoints: Vec<EndpointObservation>,
+        why: &str,
+    ) -> Self {
+        let failed = |source| SourceError {
+            source,
+            message: why.to_string(),
+        };
+        Snapshot {
+            taken_at,
+            endpoints,
+            acting_coordinator: None,
+            version: None,
+            segments: Err(failed(Source::Segments)),
+            mirrors: Err(failed(Source::Replication)),
+            standby: Err(failed(Source::Standby)),
+            history: Err(failed(Source::History)),
+            recovery: Err(failed(Source::Recovery)),
+            durations_seconds: BTreeMap::new(),
+        }
+    }
+
+    pub fn coordinator_up(&self) -> bool {
+        self.acting_coordinator.is_some()
+    }
+
+    /// Segment rows by dbid, when the segment source succeeded.
+    pub fn segments_by_dbid(&self) -> Option<BTreeMap<i16, &Segment>> {
+        self.segments
+            .as_ref()
+            .ok()
+            .map(|rows| rows.iter().map(|s| (s.dbid, s)).collect())
+    }
+
+    /// The configured standby row (content -1, preferred role mirror), if any.
+    pub fn standby_row(&self) -> Option<&Segment> {
+        self.segments.as_ref().ok()?.iter().find(|s| {
+            s.is_coordinator_tier() && (s.role == Role::Mirror || s.preferred_role == Role::Mirror)
+        })
+    }
+}
