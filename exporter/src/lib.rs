@@ -1,0 +1,9 @@
+//! `greenplum-exporter`: every high-availability signal of a Greenplum cluster as Prometheus
+//! metrics. Data flows one way: the catalog crate reads the cluster into a `Snapshot`,
+//! [`metrics`] turns one snapshot into one scrape's families, [`http`] serves them.
+
+pub mod exposition;
+pub mod metrics;
+
+#[cfg(test)]
+mod test_fixtures;
