@@ -10,4 +10,5 @@ pub mod http;
 pub mod journal;
 pub mod metrics;
 pub mod planner;
+pub mod policy;
 pub mod webhook;
