@@ -3,7 +3,10 @@
 //! [`metrics`] turns one snapshot into one scrape's families, [`http`] serves them.
 
 pub mod exposition;
+pub mod http;
 pub mod metrics;
+pub mod scrape;
+pub mod web_config;
 
 #[cfg(test)]
 mod test_fixtures;

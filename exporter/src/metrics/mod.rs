@@ -8,6 +8,7 @@
 mod cluster;
 mod derived;
 mod exporter;
+pub use exporter::{REVISION, VERSION};
 mod history;
 mod mirrors;
 mod segments;
@@ -274,4 +275,4 @@ pub fn encode(scrape: Option<Scrape>, format: Format) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
