@@ -1,5 +1,24 @@
 //! Facts derived from a [`Snapshot`], computed once so the exporter's metrics and the
 //! remediator's gates can never disagree about what "unprotected" or "double fault" means.
+//!
+//! ## Double faults the catalog cannot show
+//!
+//! When a primary dies and its mirror is down or not in sync, FTS cannot promote anything
+//! and leaves the catalog as it was: the dead primary still says `u`. The content is gone,
+//! but [`Health::unavailable_contents`] (which reads the catalog) stays empty. What does
+//! change is that every query dispatching to the segments fails with "failed to acquire
+//! resources on one or more segments" (recorded on GP 6.24.3).
+//!
+//! Rule: when the replication source (the one source that dispatches) fails with that error
+//! **and** the catalog shows unprotected contents, those contents are
+//! [`Health::suspected_unavailable_contents`]: one of them has most likely lost its primary.
+//! It is a suspicion, not a proof, for two reasons: the same error also shows for the few
+//! seconds to one probe interval before FTS promotes the healthy mirror of a *different*
+//! content, and the error does not say which content is affected. So consumers treat it as
+//! a double fault once it has persisted longer than FTS needs to act
+//! (`gp_fts_probe_interval` + probe timeout x retries, about two minutes by default), and
+//! anything that acts on the cluster refuses while it holds. A dispatch failure with every
+//! content protected is the normal failover window and raises no suspicion.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,6 +76,11 @@ pub struct Health {
     pub synchronized_contents: BTreeSet<i16>,
     /// Number of contents (distinct content ids >= 0).
     pub contents: u32,
+    /// The replication source failed with the segment dispatch error this round.
+    pub segment_dispatch_failing: bool,
+    /// Contents suspected of a double fault the catalog does not show (see the module
+    /// documentation for the rule). Empty unless `segment_dispatch_failing`.
+    pub suspected_unavailable_contents: BTreeSet<i16>,
 }
 
 impl Health {
@@ -129,6 +153,23 @@ impl Health {
         }
     }
 
+    /// Segment facts plus the dispatch-failure rule over the replication source.
+    pub fn from_snapshot(snapshot: &Snapshot) -> Option<Health> {
+        let mut health = Health::from_segments(snapshot.segments.as_ref().ok()?);
+        if let Err(error) = &snapshot.mirrors {
+            if error.is_segment_dispatch_failure() {
+                health.segment_dispatch_failing = true;
+                health.suspected_unavailable_contents = health.unprotected_contents.clone();
+            }
+        }
+        Some(health)
+    }
+
+    /// A content may be down although the catalog says otherwise: refuse to act.
+    pub fn double_fault_suspected(&self) -> bool {
+        !self.suspected_unavailable_contents.is_empty()
+    }
+
     /// Every pair up and synchronized: the only state in which a rebalance is safe and the
     /// preferred-role alert is meaningful.
     pub fn all_pairs_synchronized(&self) -> bool {
@@ -167,10 +208,7 @@ impl Health {
 impl Snapshot {
     /// Derived facts, or `None` when the segment rows could not be read.
     pub fn health(&self) -> Option<Health> {
-        self.segments
-            .as_ref()
-            .ok()
-            .map(|s| Health::from_segments(s))
+        Health::from_snapshot(self)
     }
 
     pub fn cluster_state(&self) -> ClusterState {
@@ -268,6 +306,74 @@ mod tests {
         let health = Health::from_segments(&rows);
         assert_eq!(health.unavailable_contents, BTreeSet::from([0]));
         assert_eq!(health.state(), ClusterState::Unavailable);
+    }
+
+    fn snapshot_with(segments: Vec<Segment>, replication_error: Option<&str>) -> Snapshot {
+        use crate::snapshot::{Source, SourceError};
+        let mut snapshot = Snapshot::without_coordinator(chrono::Utc::now(), Vec::new(), "n/a");
+        snapshot.acting_coordinator = Some("cdw:6000".into());
+        snapshot.segments = Ok(segments);
+        snapshot.mirrors = match replication_error {
+            Some(message) => Err(SourceError {
+                source: Source::Replication,
+                message: message.into(),
+            }),
+            None => Ok(Vec::new()),
+        };
+        snapshot
+    }
+
+    /// The text the reader puts in the replication source error (C_failover_transition.txt).
+    const DISPATCH_ERROR: &str = "cdw:6000: gp_stat_replication failed: db error: ERROR: \
+        failed to acquire resources on one or more segments\nDETAIL: FTS detected one or more \
+        segments are down";
+
+    /// Content 0's mirror is down (G_mirror_down.txt shape), everything else in sync.
+    fn mirror0_down() -> Vec<Segment> {
+        vec![
+            seg(2, 0, 'p', 'p', 'n', 'u', "sdw1"),
+            seg(5, 0, 'm', 'm', 'n', 'd', "sdw2"),
+            seg(3, 1, 'p', 'p', 's', 'u', "sdw2"),
+            seg(6, 1, 'm', 'm', 's', 'u', "sdw1"),
+        ]
+    }
+
+    #[test]
+    fn dispatch_failure_with_an_unprotected_content_is_a_suspected_double_fault() {
+        let snapshot = snapshot_with(mirror0_down(), Some(DISPATCH_ERROR));
+        let health = snapshot.health().unwrap();
+        assert!(health.segment_dispatch_failing);
+        assert_eq!(health.suspected_unavailable_contents, BTreeSet::from([0]));
+        assert!(health.double_fault_suspected());
+        assert!(
+            health.unavailable_contents.is_empty(),
+            "the catalog does not show it"
+        );
+    }
+
+    #[test]
+    fn dispatch_failure_with_every_content_protected_is_the_failover_window() {
+        // C_failover_transition.txt: primary dead, catalog still all s/u, FTS about to act.
+        let rows = vec![
+            seg(2, 0, 'p', 'p', 's', 'u', "sdw1"),
+            seg(5, 0, 'm', 'm', 's', 'u', "sdw2"),
+        ];
+        let health = snapshot_with(rows, Some(DISPATCH_ERROR)).health().unwrap();
+        assert!(health.segment_dispatch_failing);
+        assert!(!health.double_fault_suspected());
+    }
+
+    #[test]
+    fn other_replication_failures_raise_no_suspicion() {
+        let timeout = "canceling statement due to statement timeout";
+        let health = snapshot_with(mirror0_down(), Some(timeout))
+            .health()
+            .unwrap();
+        assert!(!health.segment_dispatch_failing);
+        assert!(!health.double_fault_suspected());
+        let health = snapshot_with(mirror0_down(), None).health().unwrap();
+        assert!(!health.double_fault_suspected());
+        assert_eq!(health.unprotected_contents, BTreeSet::from([0]));
     }
 
     #[test]

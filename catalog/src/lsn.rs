@@ -25,7 +25,11 @@ impl FromStr for Lsn {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let invalid = || LsnParseError(text.to_string());
         let (high, low) = text.trim().split_once('/').ok_or_else(invalid)?;
-        if high.is_empty() || low.is_empty() || high.len() > 8 || low.len() > 8 {
+        // from_str_radix alone would also take a sign (`+1/0`).
+        let hex = |half: &str| {
+            !half.is_empty() && half.len() <= 8 && half.bytes().all(|b| b.is_ascii_hexdigit())
+        };
+        if !hex(high) || !hex(low) {
             return Err(invalid());
         }
         let high = u32::from_str_radix(high, 16).map_err(|_| invalid())?;
@@ -56,7 +60,19 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "/", "0/", "/1", "G/1", "0/1/2", "123456789/0", "0x1/2"] {
+        for bad in [
+            "",
+            "/",
+            "0/",
+            "/1",
+            "G/1",
+            "0/1/2",
+            "123456789/0",
+            "0x1/2",
+            "+1/0",
+            "0/+1",
+            " 0/ 1",
+        ] {
             assert!(bad.parse::<Lsn>().is_err(), "{bad:?} should not parse");
         }
     }

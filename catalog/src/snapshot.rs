@@ -437,6 +437,22 @@ impl fmt::Display for SourceError {
 
 impl std::error::Error for SourceError {}
 
+/// What Greenplum answers to any query that dispatches to the segments while an acting
+/// primary is unreachable and FTS has not (or cannot) act on it.
+const DISPATCH_FAILURES: [&str; 2] = [
+    "failed to acquire resources on one or more segments",
+    "FTS detected one or more segments are down",
+];
+
+impl SourceError {
+    /// The query reached the coordinator but could not be dispatched to every acting primary
+    /// (the error seen on GP6 until FTS fails a dead primary over, and for as long as it
+    /// cannot). Only the replication source dispatches; other sources never say this.
+    pub fn is_segment_dispatch_failure(&self) -> bool {
+        DISPATCH_FAILURES.iter().any(|m| self.message.contains(m))
+    }
+}
+
 pub type Sourced<T> = Result<T, SourceError>;
 
 /// Everything one read of the cluster saw.

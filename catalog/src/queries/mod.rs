@@ -1,0 +1,208 @@
+//! One module per catalog source, each with its SQL per [`Dialect`] and a pure mapping from
+//! rows to snapshot types.
+//!
+//! Every query casts its columns to text (`col::text AS col`) and runs over the simple query
+//! protocol, so a row is just column name -> optional text ([`RawRow`]). That keeps the
+//! mappings free of driver types (`"char"`, `pg_lsn` and intervals decode the same on every
+//! version) and lets unit tests feed them rows copied from recorded `psql` output.
+//!
+//! [`Dialect`]: crate::snapshot::Dialect
+
+pub mod history;
+pub mod psql;
+pub mod recovery;
+pub mod replication;
+pub mod segments;
+pub mod standby;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use crate::lsn::Lsn;
+
+/// A mapping failure: which column of which row held what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RowError {
+    #[error("row {row}: column {column} is missing or NULL")]
+    Missing { row: usize, column: String },
+    #[error("row {row}: column {column} holds {value:?}, expected {expected}")]
+    Invalid {
+        row: usize,
+        column: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{0}")]
+    Malformed(String),
+}
+
+/// One result row as text: column name -> value (`None` for SQL NULL).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawRow {
+    columns: BTreeMap<String, Option<String>>,
+}
+
+impl RawRow {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a row from `(column, value)` pairs; handy in tests.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) -> Self {
+        RawRow {
+            columns: pairs
+                .into_iter()
+                .map(|(c, v)| (c.to_string(), v.map(str::to_string)))
+                .collect(),
+        }
+    }
+
+    pub fn insert(&mut self, column: impl Into<String>, value: Option<String>) {
+        self.columns.insert(column.into(), value);
+    }
+
+    /// A row as the simple query protocol returned it.
+    pub fn from_simple_row(row: &tokio_postgres::SimpleQueryRow) -> Self {
+        let columns = row
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name().to_string(), row.get(i).map(str::to_string)))
+            .collect();
+        RawRow { columns }
+    }
+
+    /// The value, `None` when NULL or when the query has no such column.
+    pub fn get(&self, column: &str) -> Option<&str> {
+        self.columns.get(column).and_then(|v| v.as_deref())
+    }
+}
+
+/// Column access with errors that name the row and the column.
+pub(crate) struct Cells<'a> {
+    pub row: &'a RawRow,
+    pub index: usize,
+}
+
+impl<'a> Cells<'a> {
+    pub fn new(index: usize, row: &'a RawRow) -> Self {
+        Cells { row, index }
+    }
+
+    pub fn opt(&self, column: &str) -> Option<&'a str> {
+        self.row.get(column)
+    }
+
+    pub fn required(&self, column: &str) -> Result<&'a str, RowError> {
+        self.opt(column).ok_or_else(|| RowError::Missing {
+            row: self.index,
+            column: column.to_string(),
+        })
+    }
+
+    pub fn invalid(&self, column: &str, value: &str, expected: &'static str) -> RowError {
+        RowError::Invalid {
+            row: self.index,
+            column: column.to_string(),
+            value: value.chars().take(200).collect(),
+            expected,
+        }
+    }
+
+    pub fn parse<T: FromStr>(&self, column: &str, expected: &'static str) -> Result<T, RowError> {
+        let value = self.required(column)?;
+        value
+            .trim()
+            .parse()
+            .map_err(|_| self.invalid(column, value, expected))
+    }
+
+    pub fn parse_opt<T: FromStr>(
+        &self,
+        column: &str,
+        expected: &'static str,
+    ) -> Result<Option<T>, RowError> {
+        self.opt(column)
+            .map(|value| {
+                value
+                    .trim()
+                    .parse()
+                    .map_err(|_| self.invalid(column, value, expected))
+            })
+            .transpose()
+    }
+
+    pub fn lsn_opt(&self, column: &str) -> Result<Option<Lsn>, RowError> {
+        self.parse_opt(column, "an LSN like 0/C0000A8")
+    }
+
+    /// A lag in seconds: either a number (`EXTRACT(EPOCH FROM lag)`) or an interval as
+    /// PostgreSQL prints it (`00:00:01.5`, `1 day 02:00:00`), so recorded rows parse too.
+    pub fn seconds_opt(&self, column: &str) -> Result<Option<f64>, RowError> {
+        let Some(value) = self.opt(column) else {
+            return Ok(None);
+        };
+        parse_seconds(value)
+            .map(Some)
+            .ok_or_else(|| self.invalid(column, value, "seconds or an interval like 00:00:01.5"))
+    }
+}
+
+fn parse_seconds(text: &str) -> Option<f64> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return seconds.is_finite().then_some(seconds);
+    }
+    let (days, clock) = match text.split_once(" day") {
+        Some((days, rest)) => {
+            let rest = rest.trim_start_matches('s').trim();
+            (days.trim().parse::<f64>().ok()?, rest)
+        }
+        None => (0.0, text),
+    };
+    let mut parts = clock.split(':');
+    let hours: f64 = parts.next()?.parse().ok()?;
+    let minutes: f64 = parts.next()?.parse().ok()?;
+    let seconds: f64 = parts.next()?.parse().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    let total = days * 86_400.0 + hours * 3_600.0 + minutes * 60.0 + seconds;
+    total.is_finite().then_some(total)
+}
+
+/// The smallint ids of the catalog (`dbid`, `content`, `gp_segment_id`).
+pub(crate) fn id(cells: &Cells<'_>, column: &str) -> Result<i16, RowError> {
+    cells.parse(column, "a smallint")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_from_numbers_and_intervals() {
+        assert_eq!(parse_seconds("0.25"), Some(0.25));
+        assert_eq!(parse_seconds("00:00:01.5"), Some(1.5));
+        assert_eq!(parse_seconds("01:02:03"), Some(3723.0));
+        assert_eq!(parse_seconds("2 days 00:00:01"), Some(172_801.0));
+        assert_eq!(parse_seconds("1 day 00:00:00"), Some(86_400.0));
+        for bad in ["", "abc", "1:2", "1:2:3:4", "NaN", "inf", "x day 00:00:00"] {
+            assert_eq!(parse_seconds(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn errors_name_row_and_column() {
+        let row = RawRow::from_pairs([("dbid", Some("x")), ("content", None)]);
+        let cells = Cells::new(3, &row);
+        assert_eq!(
+            id(&cells, "dbid").unwrap_err().to_string(),
+            "row 3: column dbid holds \"x\", expected a smallint"
+        );
+        assert_eq!(
+            id(&cells, "content").unwrap_err().to_string(),
+            "row 3: column content is missing or NULL"
+        );
+    }
+}

@@ -1,0 +1,1005 @@
+//! The one entry point both services use: [`ClusterReader`] turns a round of catalog reads
+//! into a [`Snapshot`].
+//!
+//! Each round probes every configured endpoint (a standby is only known alive by its
+//! rejection), keeps one persistent, read-only connection to the acting coordinator, follows
+//! a promoted standby without a restart, and reads each source on its own so a failing query
+//! costs only that source.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures_util::future::join_all;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::endpoint::{probe, ConnectSettings, Probe};
+use crate::error::CatalogError;
+use crate::queries::{self, RawRow};
+use crate::snapshot::{
+    Dialect, EndpointObservation, EndpointState, Snapshot, Source, SourceError, Version,
+};
+use crate::version::parse_version;
+
+pub use crate::endpoint::Endpoint;
+pub use crate::tls::TlsConfig;
+
+/// How to reach and read a cluster.
+#[derive(Clone)]
+pub struct ReaderConfig {
+    /// Coordinator and standby, in preference order.
+    pub endpoints: Vec<Endpoint>,
+    pub user: String,
+    pub dbname: String,
+    /// Never logged, never in `Debug` output.
+    pub password: Option<String>,
+    pub application_name: String,
+    /// Bounds each connection attempt (TCP, TLS, authentication) and each probe query.
+    pub connect_timeout: Duration,
+    /// Set on the session: bounds every catalog query (above all `gp_stat_replication`,
+    /// which hangs on an unreachable primary until FTS acts).
+    pub statement_timeout: Duration,
+    /// `None`: plain TCP. `Some`: TLS required, server verified against the CA file.
+    pub tls: Option<TlsConfig>,
+}
+
+impl fmt::Debug for ReaderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReaderConfig")
+            .field("endpoints", &self.endpoints)
+            .field("user", &self.user)
+            .field("dbname", &self.dbname)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("application_name", &self.application_name)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+pub const DEFAULT_APPLICATION_NAME: &str = "greenplum-catalog";
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ReaderConfig {
+    /// A config with the default application name and timeouts, no password, no TLS.
+    pub fn new(
+        endpoints: Vec<Endpoint>,
+        user: impl Into<String>,
+        dbname: impl Into<String>,
+    ) -> Self {
+        ReaderConfig {
+            endpoints,
+            user: user.into(),
+            dbname: dbname.into(),
+            password: None,
+            application_name: DEFAULT_APPLICATION_NAME.to_string(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            tls: None,
+        }
+    }
+
+    /// From the libpq environment of this process; see [`ReaderConfig::from_libpq_vars`].
+    pub fn from_libpq_env() -> Result<Self, CatalogError> {
+        Self::from_libpq_vars(|name| std::env::var(name).ok())
+    }
+
+    /// From libpq-style variables, looked up with `var`:
+    /// `PGHOST` and `PGPORT` (comma-separated lists like libpq's multi-host syntax; one port
+    /// applies to every host), `PGUSER` (default `USER`), `PGDATABASE` (default: the user),
+    /// `PGAPPNAME`, `PGCONNECT_TIMEOUT` (seconds), `PGPASSWORD`, else the password file
+    /// `PGPASSFILE` (default `~/.pgpass`, ignored like libpq does when others can read it),
+    /// `PGSSLMODE` (`require`, `verify-ca` and `verify-full` all mean verified TLS here) with
+    /// `PGSSLROOTCERT` (default `~/.postgresql/root.crt`), `PGSSLCERT`, `PGSSLKEY`.
+    pub fn from_libpq_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, CatalogError> {
+        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let endpoints = endpoints_from(var("PGHOST"), var("PGPORT"))?;
+        let user = var("PGUSER")
+            .or_else(|| var("USER"))
+            .unwrap_or_else(|| "gpadmin".into());
+        let dbname = var("PGDATABASE").unwrap_or_else(|| user.clone());
+        let mut config = ReaderConfig::new(endpoints, user, dbname);
+        if let Some(name) = var("PGAPPNAME") {
+            config.application_name = name;
+        }
+        if let Some(text) = var("PGCONNECT_TIMEOUT") {
+            let seconds: u64 = text.trim().parse().map_err(|_| CatalogError::Environment {
+                name: "PGCONNECT_TIMEOUT",
+                why: format!("{text:?} is not a whole number of seconds"),
+            })?;
+            // libpq: zero means wait forever; we never do, so keep the default. It also
+            // raises anything below 2 s to 2 s.
+            if seconds > 0 {
+                config.connect_timeout = Duration::from_secs(seconds.max(2));
+            }
+        }
+        let home = var("HOME").map(PathBuf::from);
+        config.password = match var("PGPASSWORD") {
+            Some(password) => Some(password),
+            None => password_from_file(&config, var("PGPASSFILE"), home.as_deref())?,
+        };
+        config.tls = tls_from(
+            var("PGSSLMODE"),
+            var("PGSSLROOTCERT"),
+            var("PGSSLCERT"),
+            var("PGSSLKEY"),
+            home.as_deref(),
+        )?;
+        Ok(config)
+    }
+
+    fn connect_settings(&self) -> Result<ConnectSettings, CatalogError> {
+        Ok(ConnectSettings {
+            user: self.user.clone(),
+            dbname: self.dbname.clone(),
+            password: self.password.clone(),
+            application_name: self.application_name.clone(),
+            connect_timeout: self.connect_timeout,
+            tls: self.tls.as_ref().map(TlsConfig::connector).transpose()?,
+        })
+    }
+}
+
+fn endpoints_from(
+    hosts: Option<String>,
+    ports: Option<String>,
+) -> Result<Vec<Endpoint>, CatalogError> {
+    let hosts = hosts.unwrap_or_else(|| "localhost".into());
+    let hosts: Vec<&str> = hosts.split(',').map(str::trim).collect();
+    let ports: Vec<u16> = match &ports {
+        None => vec![5432],
+        Some(text) => text
+            .split(',')
+            .map(|p| match p.trim().parse::<u16>() {
+                Ok(port) if port > 0 => Ok(port),
+                _ => Err(CatalogError::Environment {
+                    name: "PGPORT",
+                    why: format!("{p:?} is not a port number"),
+                }),
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    if ports.len() != 1 && ports.len() != hosts.len() {
+        return Err(CatalogError::Environment {
+            name: "PGPORT",
+            why: format!("{} ports for {} hosts in PGHOST", ports.len(), hosts.len()),
+        });
+    }
+    hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            if host.is_empty() || host.starts_with('/') {
+                return Err(CatalogError::Environment {
+                    name: "PGHOST",
+                    why: format!("{host:?} is not a TCP host (Unix sockets are not supported)"),
+                });
+            }
+            Ok(Endpoint::new(
+                *host,
+                ports[if ports.len() == 1 { 0 } else { i }],
+            ))
+        })
+        .collect()
+}
+
+fn password_from_file(
+    config: &ReaderConfig,
+    explicit: Option<String>,
+    home: Option<&Path>,
+) -> Result<Option<String>, CatalogError> {
+    let path = match (&explicit, home) {
+        (Some(path), _) => PathBuf::from(path),
+        (None, Some(home)) => home.join(".pgpass"),
+        (None, None) => return Ok(None),
+    };
+    let contents = match std::fs::read_to_string(&path) {
+        Ok(contents) => contents,
+        // A missing default file is normal; a missing file that was named is a mistake.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+            return Ok(None)
+        }
+        Err(source) => return Err(CatalogError::PasswordFile { path, source }),
+    };
+    if readable_by_others(&path) {
+        tracing::warn!(
+            path = %path.display(),
+            "password file has group or world access; ignored (permissions should be 0600)"
+        );
+        return Ok(None);
+    }
+    Ok(config.endpoints.iter().find_map(|e| {
+        crate::pgpass::lookup(&contents, &e.host, e.port, &config.dbname, &config.user)
+    }))
+}
+
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o077 != 0)
+        .unwrap_or(false)
+}
+
+fn tls_from(
+    mode: Option<String>,
+    root: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    home: Option<&Path>,
+) -> Result<Option<TlsConfig>, CatalogError> {
+    match mode.as_deref().map(str::trim) {
+        None | Some("disable" | "allow" | "prefer") => Ok(None),
+        Some("require" | "verify-ca" | "verify-full") => {
+            let ca_file = root
+                .map(PathBuf::from)
+                .or_else(|| home.map(|h| h.join(".postgresql/root.crt")))
+                .ok_or_else(|| CatalogError::Environment {
+                    name: "PGSSLROOTCERT",
+                    why: "TLS needs a CA file (PGSSLROOTCERT or ~/.postgresql/root.crt)".into(),
+                })?;
+            Ok(Some(TlsConfig {
+                ca_file,
+                client_cert: cert.map(PathBuf::from),
+                client_key: key.map(PathBuf::from),
+            }))
+        }
+        Some(other) => Err(CatalogError::Environment {
+            name: "PGSSLMODE",
+            why: format!("unknown mode {other:?}"),
+        }),
+    }
+}
+
+/// The adopted connection to the acting coordinator.
+struct Session {
+    index: usize,
+    client: Client,
+    /// Detected once per connection; retried each round while it fails.
+    version: Result<Version, String>,
+}
+
+/// Consecutive failed probes of one endpoint and when to try it again.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+    retry_at: Option<Instant>,
+    last: Option<EndpointObservation>,
+}
+
+/// Reads a cluster, one [`Snapshot`] per call. Not `Clone`: it owns one connection.
+pub struct ClusterReader {
+    config: ReaderConfig,
+    settings: Result<ConnectSettings, String>,
+    session: Option<Session>,
+    backoff: Vec<Backoff>,
+    backoff_base: Duration,
+    backoff_max: Duration,
+}
+
+impl fmt::Debug for ClusterReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterReader")
+            .field("config", &self.config)
+            .field("acting_coordinator", &self.acting_coordinator())
+            .finish()
+    }
+}
+
+/// Upper bound on the client-side wait for a query beyond the server's statement_timeout.
+const CLIENT_GRACE: Duration = Duration::from_secs(2);
+
+impl ClusterReader {
+    /// Never fails: a bad TLS configuration is reported in every snapshot (and by
+    /// [`ClusterReader::request_fts_probe`]) so it is seen where the data would be.
+    pub fn new(config: ReaderConfig) -> Self {
+        let settings = config.connect_settings().map_err(|e| e.to_string());
+        if let Err(error) = &settings {
+            tracing::error!(%error, "catalog reader cannot connect with this configuration");
+        }
+        let backoff = config
+            .endpoints
+            .iter()
+            .map(|_| Backoff::default())
+            .collect();
+        ClusterReader {
+            config,
+            settings,
+            session: None,
+            backoff,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+
+    /// After `k` consecutive failed probes (down or rejecting), an endpoint is not probed
+    /// again before `base * 2^(k-1)` (at most `max`) has passed; meanwhile its last
+    /// observation is repeated with a note. `Duration::ZERO` disables the backoff.
+    /// Defaults: 1 s doubling to 5 s, shorter than any sensible scrape interval.
+    pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.backoff_base = base;
+        self.backoff_max = max;
+        self
+    }
+
+    /// The version of the acting coordinator, detected after each (re)connect.
+    pub fn version(&self) -> Option<&Version> {
+        self.session.as_ref()?.version.as_ref().ok()
+    }
+
+    /// The endpoint the reader holds a connection to.
+    pub fn acting_coordinator(&self) -> Option<&Endpoint> {
+        self.config.endpoints.get(self.session.as_ref()?.index)
+    }
+
+    pub fn config(&self) -> &ReaderConfig {
+        &self.config
+    }
+
+    /// One round. Never fails: what could not be read is an `Err` inside the snapshot.
+    pub async fn snapshot(&mut self) -> Snapshot {
+        let taken_at = Utc::now();
+        let started = Instant::now();
+        let endpoints = match self.probe_round().await {
+            Ok(observations) => observations,
+            Err(why) => return Snapshot::without_coordinator(taken_at, Vec::new(), &why),
+        };
+        let probe_seconds = started.elapsed().as_secs_f64();
+        let acting = self.acting_coordinator().map(ToString::to_string);
+        let Some(acting) = acting else {
+            let why = format!(
+                "no endpoint answers as coordinator ({})",
+                summarize(&endpoints)
+            );
+            let mut snapshot = Snapshot::without_coordinator(taken_at, endpoints, &why);
+            snapshot
+                .durations_seconds
+                .insert(Source::Endpoints, probe_seconds);
+            return snapshot;
+        };
+        self.ensure_version().await;
+        let mut snapshot = Snapshot::without_coordinator(taken_at, endpoints, "");
+        snapshot.acting_coordinator = Some(acting);
+        snapshot
+            .durations_seconds
+            .insert(Source::Endpoints, probe_seconds);
+        match self.session.as_ref().map(|s| s.version.clone()) {
+            Some(Ok(version)) => {
+                snapshot.version = Some(version.clone());
+                self.read_sources(version.dialect, &mut snapshot).await;
+            }
+            Some(Err(why)) => fail_catalog_sources(&mut snapshot, &why),
+            None => fail_catalog_sources(&mut snapshot, "the coordinator connection was lost"),
+        }
+        snapshot
+    }
+
+    /// `SELECT gp_request_fts_probe_scan()` on the acting coordinator: asks FTS to probe now
+    /// and waits for the probe. This is the reader's only read-write transaction (the
+    /// function changes nothing itself, but an implementation may need a writable
+    /// transaction, as the lab's does).
+    pub async fn request_fts_probe(&mut self) -> Result<bool, CatalogError> {
+        if self.session.is_none() {
+            let observations = self.probe_round().await.map_err(CatalogError::Tls)?;
+            if self.session.is_none() {
+                return Err(CatalogError::NoCoordinator(summarize(&observations)));
+            }
+        }
+        let Some(session) = &self.session else {
+            return Err(CatalogError::NoCoordinator("connection lost".into()));
+        };
+        let endpoint = self.config.endpoints[session.index].to_string();
+        // FTS may take its probe timeout and retries to answer: allow a minute.
+        let sql = "BEGIN TRANSACTION READ WRITE; SET LOCAL statement_timeout = '60s'; \
+            SELECT gp_request_fts_probe_scan()::text AS requested; COMMIT";
+        let answer = tokio::time::timeout(
+            Duration::from_secs(60) + CLIENT_GRACE,
+            session.client.simple_query(sql),
+        )
+        .await;
+        match answer {
+            Ok(Ok(messages)) => {
+                let rows = raw_rows(&messages);
+                let requested = rows.first().and_then(|r| r.get("requested"));
+                Ok(matches!(requested, Some("t" | "true")))
+            }
+            Ok(Err(source)) => {
+                if !session.client.is_closed() {
+                    let _ = session.client.simple_query("ROLLBACK").await;
+                }
+                self.drop_session_if_closed();
+                Err(CatalogError::Query {
+                    endpoint,
+                    what: "gp_request_fts_probe_scan()",
+                    source,
+                })
+            }
+            Err(_) => {
+                // The session is mid-statement: it cannot be reused.
+                self.session = None;
+                Err(CatalogError::NoCoordinator(format!(
+                    "{endpoint}: gp_request_fts_probe_scan() did not answer within 60s"
+                )))
+            }
+        }
+    }
+
+    /// Probes every endpoint and adopts (or keeps) the coordinator connection.
+    async fn probe_round(&mut self) -> Result<Vec<EndpointObservation>, String> {
+        let settings = self.settings.clone()?;
+        if self.config.endpoints.is_empty() {
+            return Err(CatalogError::NoEndpoints.to_string());
+        }
+        let mut observations: Vec<Option<EndpointObservation>> =
+            vec![None; self.config.endpoints.len()];
+        if let Some(kept) = self.check_session().await {
+            observations[kept.0] = Some(kept.1);
+        }
+        let now = Instant::now();
+        let mut to_probe = Vec::new();
+        for (index, endpoint) in self.config.endpoints.iter().enumerate() {
+            if observations[index].is_some() {
+                continue;
+            }
+            match self.backing_off(index, now) {
+                Some(skipped) => observations[index] = Some(skipped),
+                None => to_probe.push((index, endpoint)),
+            }
+        }
+        let settings = &settings;
+        let probes: Vec<(usize, Probe)> = join_all(
+            to_probe
+                .into_iter()
+                .map(|(index, endpoint)| async move { (index, probe(endpoint, settings).await) }),
+        )
+        .await;
+        for (index, probe) in probes {
+            self.record(index, &probe.observation);
+            observations[index] = Some(probe.observation.clone());
+            if let Some(client) = probe.client {
+                self.consider(index, client).await;
+            }
+        }
+        let observations: Vec<EndpointObservation> = observations.into_iter().flatten().collect();
+        let coordinators = observations
+            .iter()
+            .filter(|o| o.state == EndpointState::Coordinator)
+            .count();
+        if coordinators > 1 {
+            tracing::warn!(
+                endpoints = %summarize(&observations),
+                "more than one endpoint answers as a writable coordinator"
+            );
+        }
+        Ok(observations)
+    }
+
+    /// Re-checks the kept connection; `Some((index, observation))` while it is still the
+    /// coordinator, otherwise the session is dropped and the endpoint probed afresh.
+    async fn check_session(&mut self) -> Option<(usize, EndpointObservation)> {
+        let session = self.session.as_ref()?;
+        let index = session.index;
+        let check = tokio::time::timeout(
+            self.config.connect_timeout,
+            session
+                .client
+                .simple_query("SELECT pg_is_in_recovery()::text AS in_recovery"),
+        )
+        .await;
+        let in_recovery = match check {
+            Ok(Ok(messages)) => raw_rows(&messages)
+                .first()
+                .and_then(|r| r.get("in_recovery").map(|v| v == "t" || v == "true")),
+            _ => None,
+        };
+        if in_recovery == Some(false) {
+            let observation = EndpointObservation {
+                endpoint: self.config.endpoints[index].to_string(),
+                state: EndpointState::Coordinator,
+                detail: None,
+                last_replayed: None,
+            };
+            self.record(index, &observation);
+            return Some((index, observation));
+        }
+        tracing::info!(
+            endpoint = %self.config.endpoints[index],
+            "lost the coordinator connection; probing again"
+        );
+        self.session = None;
+        None
+    }
+
+    /// Adopts a coordinator connection when none is held; a second coordinator's connection
+    /// is dropped (the first in preference order stays the one we read).
+    async fn consider(&mut self, index: usize, client: Client) {
+        if self.session.is_some() {
+            return;
+        }
+        let endpoint = self.config.endpoints[index].to_string();
+        match prepare_session(&client, &self.config).await {
+            Ok(()) => {
+                tracing::info!(%endpoint, "connected to the acting coordinator");
+                self.session = Some(Session {
+                    index,
+                    client,
+                    version: Err("version not detected yet".into()),
+                });
+                self.ensure_version().await;
+            }
+            Err(error) => tracing::warn!(%endpoint, %error, "cannot prepare the catalog session"),
+        }
+    }
+
+    async fn ensure_version(&mut self) {
+        let Some(session) = &mut self.session else {
+            return;
+        };
+        if session.version.is_ok() {
+            return;
+        }
+        let endpoint = self.config.endpoints[session.index].to_string();
+        let timeout = self.config.statement_timeout + CLIENT_GRACE;
+        let answer = tokio::time::timeout(
+            timeout,
+            session
+                .client
+                .simple_query("SELECT version()::text AS version"),
+        )
+        .await;
+        session.version = match answer {
+            Ok(Ok(messages)) => match raw_rows(&messages).first().and_then(|r| r.get("version")) {
+                Some(text) => parse_version(text).map_err(|source| {
+                    CatalogError::Version {
+                        endpoint: endpoint.clone(),
+                        source,
+                    }
+                    .to_string()
+                }),
+                None => Err(format!("{endpoint}: version() returned no row")),
+            },
+            Ok(Err(source)) => Err(CatalogError::Query {
+                endpoint: endpoint.clone(),
+                what: "version()",
+                source,
+            }
+            .to_string()),
+            Err(_) => Err(format!("{endpoint}: version() did not answer in time")),
+        };
+        match &session.version {
+            Ok(version) => tracing::info!(
+                %endpoint,
+                product = version.product.as_str(),
+                version = %version.product_version,
+                pg_version = %version.pg_version,
+                "detected the coordinator's version"
+            ),
+            Err(error) => tracing::warn!(%endpoint, %error, "version detection failed"),
+        }
+    }
+
+    fn backing_off(&self, index: usize, now: Instant) -> Option<EndpointObservation> {
+        let state = &self.backoff[index];
+        let retry_at = state.retry_at?;
+        if now >= retry_at {
+            return None;
+        }
+        let mut observation = state.last.clone()?;
+        let wait = retry_at.duration_since(now).as_secs_f64();
+        let note = format!(
+            "not probed again yet: backing off {wait:.1}s after {} failed probes",
+            state.failures
+        );
+        observation.detail = Some(match observation.detail {
+            Some(detail) => format!("{detail} ({note})"),
+            None => note,
+        });
+        Some(observation)
+    }
+
+    fn record(&mut self, index: usize, observation: &EndpointObservation) {
+        let state = &mut self.backoff[index];
+        let failed = matches!(
+            observation.state,
+            EndpointState::Down | EndpointState::Rejecting
+        );
+        if !failed || self.backoff_base.is_zero() {
+            *state = Backoff::default();
+            return;
+        }
+        state.failures = state.failures.saturating_add(1);
+        let factor = 2u32.saturating_pow(state.failures.saturating_sub(1).min(16));
+        let delay = self
+            .backoff_base
+            .saturating_mul(factor)
+            .min(self.backoff_max);
+        state.retry_at = Some(Instant::now() + delay);
+        state.last = Some(observation.clone());
+    }
+
+    async fn read_sources(&mut self, dialect: Dialect, snapshot: &mut Snapshot) {
+        let (segments, took) = timed(self.read_segments(dialect)).await;
+        snapshot.segments = segments.map_err(|e| source_error(Source::Segments, e));
+        snapshot.durations_seconds.insert(Source::Segments, took);
+
+        let (mirrors, took) = timed(self.read_replication(dialect)).await;
+        snapshot.mirrors = mirrors.map_err(|e| source_error(Source::Replication, e));
+        snapshot.durations_seconds.insert(Source::Replication, took);
+
+        let (standby, took) = timed(self.read_standby(dialect)).await;
+        snapshot.standby = standby.map_err(|e| source_error(Source::Standby, e));
+        snapshot.durations_seconds.insert(Source::Standby, took);
+
+        let (history, took) = timed(self.read_history(dialect)).await;
+        snapshot.history = history.map_err(|e| source_error(Source::History, e));
+        snapshot.durations_seconds.insert(Source::History, took);
+
+        let (recovery, took) = timed(self.read_recovery(dialect)).await;
+        snapshot.recovery = recovery.map_err(|e| source_error(Source::Recovery, e));
+        snapshot.durations_seconds.insert(Source::Recovery, took);
+    }
+
+    async fn read_segments(
+        &mut self,
+        dialect: Dialect,
+    ) -> Result<Vec<crate::Segment>, CatalogError> {
+        let rows = self
+            .query(queries::segments::sql(dialect), "gp_segment_configuration")
+            .await?;
+        let endpoint = self.session_endpoint();
+        queries::segments::map(&rows).map_err(|source| CatalogError::Row {
+            endpoint,
+            what: "gp_segment_configuration",
+            source,
+        })
+    }
+
+    async fn read_replication(
+        &mut self,
+        dialect: Dialect,
+    ) -> Result<Vec<crate::MirrorReplication>, CatalogError> {
+        let Some(sql) = queries::replication::sql(dialect) else {
+            return Ok(Vec::new());
+        };
+        let rows = self.query(sql, "gp_stat_replication").await?;
+        let mut mirrors =
+            queries::replication::map(dialect, &rows).map_err(|source| CatalogError::Row {
+                endpoint: self.session_endpoint(),
+                what: "gp_stat_replication",
+                source,
+            })?;
+        if let Some(sql) = queries::replication::current_sql(dialect) {
+            // Losing the primaries' positions costs only the send lag.
+            let current = match self
+                .query(sql, "the primaries' current WAL positions")
+                .await
+            {
+                Ok(rows) => {
+                    queries::replication::map_current(dialect, &rows).map_err(|e| e.to_string())
+                }
+                Err(error) => Err(error.to_string()),
+            };
+            match current {
+                Ok(current) => queries::replication::attach_current(&mut mirrors, &current),
+                Err(error) => tracing::warn!(%error, "mirror send lag unknown this round"),
+            }
+        }
+        Ok(mirrors)
+    }
+
+    async fn read_standby(
+        &mut self,
+        dialect: Dialect,
+    ) -> Result<crate::StandbyReplication, CatalogError> {
+        let rows = self
+            .query(queries::standby::sql(dialect), "pg_stat_replication")
+            .await?;
+        queries::standby::map(dialect, &rows).map_err(|source| CatalogError::Row {
+            endpoint: self.session_endpoint(),
+            what: "pg_stat_replication",
+            source,
+        })
+    }
+
+    async fn read_history(&mut self, dialect: Dialect) -> Result<crate::History, CatalogError> {
+        let rows = self
+            .query(queries::history::sql(dialect), "gp_configuration_history")
+            .await?;
+        queries::history::map(&rows).map_err(|source| CatalogError::Row {
+            endpoint: self.session_endpoint(),
+            what: "gp_configuration_history",
+            source,
+        })
+    }
+
+    async fn read_recovery(
+        &mut self,
+        dialect: Dialect,
+    ) -> Result<Vec<crate::RecoveryProgress>, CatalogError> {
+        let Some(sql) = queries::recovery::sql(dialect) else {
+            return Ok(Vec::new());
+        };
+        let rows = self.query(sql, "gp_stat_progress_basebackup").await?;
+        queries::recovery::map(&rows).map_err(|source| CatalogError::Row {
+            endpoint: self.session_endpoint(),
+            what: "gp_stat_progress_basebackup",
+            source,
+        })
+    }
+
+    fn session_endpoint(&self) -> String {
+        self.acting_coordinator()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    /// Runs one statement on the session. A closed connection or a client-side timeout drops
+    /// the session, so the next round reconnects.
+    async fn query(&mut self, sql: &str, what: &'static str) -> Result<Vec<RawRow>, CatalogError> {
+        let endpoint = self.session_endpoint();
+        let Some(session) = &self.session else {
+            return Err(CatalogError::NoCoordinator(format!(
+                "the connection to {endpoint} was lost during this round"
+            )));
+        };
+        let limit = self.config.statement_timeout + CLIENT_GRACE;
+        match tokio::time::timeout(limit, session.client.simple_query(sql)).await {
+            Ok(Ok(messages)) => Ok(raw_rows(&messages)),
+            Ok(Err(source)) => {
+                self.drop_session_if_closed();
+                Err(CatalogError::Query {
+                    endpoint,
+                    what,
+                    source,
+                })
+            }
+            Err(_) => {
+                self.session = None;
+                Err(CatalogError::NoCoordinator(format!(
+                    "{endpoint}: {what} did not answer within {:.1}s; reconnecting",
+                    limit.as_secs_f64()
+                )))
+            }
+        }
+    }
+
+    fn drop_session_if_closed(&mut self) {
+        if self.session.as_ref().is_some_and(|s| s.client.is_closed()) {
+            tracing::info!(endpoint = %self.session_endpoint(), "coordinator connection closed");
+            self.session = None;
+        }
+    }
+}
+
+/// Session settings: bounded, read-only, UTC timestamps (the history mapping parses them).
+async fn prepare_session(
+    client: &Client,
+    config: &ReaderConfig,
+) -> Result<(), tokio_postgres::Error> {
+    let millis = config.statement_timeout.as_millis().max(1);
+    let sql = format!(
+        "SET statement_timeout = {millis}; SET default_transaction_read_only = on; \
+         SET TimeZone = 'UTC'"
+    );
+    client.simple_query(&sql).await.map(drop)
+}
+
+fn raw_rows(messages: &[SimpleQueryMessage]) -> Vec<RawRow> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(RawRow::from_simple_row(row)),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn timed<T>(work: impl std::future::Future<Output = T>) -> (T, f64) {
+    let started = Instant::now();
+    let value = work.await;
+    (value, started.elapsed().as_secs_f64())
+}
+
+fn source_error(source: Source, error: CatalogError) -> SourceError {
+    SourceError {
+        source,
+        message: error.to_string(),
+    }
+}
+
+fn fail_catalog_sources(snapshot: &mut Snapshot, why: &str) {
+    let failed = |source| SourceError {
+        source,
+        message: why.to_string(),
+    };
+    snapshot.segments = Err(failed(Source::Segments));
+    snapshot.mirrors = Err(failed(Source::Replication));
+    snapshot.standby = Err(failed(Source::Standby));
+    snapshot.history = Err(failed(Source::History));
+    snapshot.recovery = Err(failed(Source::Recovery));
+}
+
+fn summarize(observations: &[EndpointObservation]) -> String {
+    observations
+        .iter()
+        .map(|o| match &o.detail {
+            Some(detail) => format!("{} {}: {detail}", o.endpoint, o.state.as_str()),
+            None => format!("{} {}", o.endpoint, o.state.as_str()),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn libpq_defaults() {
+        let config = ReaderConfig::from_libpq_vars(vars(&[("USER", "gpadmin")])).unwrap();
+        assert_eq!(config.endpoints, vec![Endpoint::new("localhost", 5432)]);
+        assert_eq!(
+            (config.user.as_str(), config.dbname.as_str()),
+            ("gpadmin", "gpadmin")
+        );
+        assert_eq!(config.password, None);
+        assert_eq!(config.tls, None);
+        assert_eq!(config.application_name, DEFAULT_APPLICATION_NAME);
+    }
+
+    #[test]
+    fn libpq_multi_host_and_password_never_in_debug() {
+        let config = ReaderConfig::from_libpq_vars(vars(&[
+            ("PGHOST", "cdw,scdw"),
+            ("PGPORT", "6000,6001"),
+            ("PGUSER", "monitor"),
+            ("PGDATABASE", "postgres"),
+            ("PGPASSWORD", "s3cret-value"),
+            ("PGCONNECT_TIMEOUT", "1"),
+            ("PGAPPNAME", "exporter"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.endpoints,
+            vec![Endpoint::new("cdw", 6000), Endpoint::new("scdw", 6001)]
+        );
+        assert_eq!(config.connect_timeout, Duration::from_secs(2));
+        assert_eq!(config.application_name, "exporter");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("s3cret-value"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+        let one_port =
+            ReaderConfig::from_libpq_vars(vars(&[("PGHOST", "a,b"), ("PGPORT", "7000")])).unwrap();
+        assert!(one_port.endpoints.iter().all(|e| e.port == 7000));
+    }
+
+    #[test]
+    fn libpq_bad_values_are_named() {
+        for (pairs, name) in [
+            (vec![("PGPORT", "x")], "PGPORT"),
+            (vec![("PGHOST", "a,b,c"), ("PGPORT", "1,2")], "PGPORT"),
+            (vec![("PGHOST", "/tmp")], "PGHOST"),
+            (vec![("PGCONNECT_TIMEOUT", "soon")], "PGCONNECT_TIMEOUT"),
+            (vec![("PGSSLMODE", "sometimes")], "PGSSLMODE"),
+            (
+                vec![("PGPASSFILE", "/nonexistent/pgpass")],
+                "/nonexistent/pgpass",
+            ),
+        ] {
+            let error = ReaderConfig::from_libpq_vars(vars(&pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(name), "{error}");
+        }
+    }
+
+    #[test]
+    fn password_file_is_used_only_when_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pgpass");
+        std::fs::write(&path, "scdw:6001:postgres:gpadmin:from-file\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = [
+            ("PGHOST", "cdw,scdw"),
+            ("PGPORT", "6000,6001"),
+            ("PGUSER", "gpadmin"),
+            ("PGDATABASE", "postgres"),
+            ("PGPASSFILE", path.to_str().unwrap()),
+        ];
+        let config = ReaderConfig::from_libpq_vars(vars(&env)).unwrap();
+        assert_eq!(config.password.as_deref(), Some("from-file"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let config = ReaderConfig::from_libpq_vars(vars(&env)).unwrap();
+        assert_eq!(config.password, None, "a world-readable file is ignored");
+        // A missing default ~/.pgpass is fine.
+        let config = ReaderConfig::from_libpq_vars(vars(&[("HOME", "/nonexistent")])).unwrap();
+        assert_eq!(config.password, None);
+    }
+
+    #[test]
+    fn tls_from_libpq_modes() {
+        let config = ReaderConfig::from_libpq_vars(vars(&[
+            ("PGSSLMODE", "verify-full"),
+            ("PGSSLROOTCERT", "/etc/ca.pem"),
+            ("PGSSLCERT", "/etc/c.pem"),
+            ("PGSSLKEY", "/etc/c.key"),
+        ]))
+        .unwrap();
+        let tls = config.tls.unwrap();
+        assert_eq!(tls.ca_file, PathBuf::from("/etc/ca.pem"));
+        assert_eq!(tls.client_key, Some(PathBuf::from("/etc/c.key")));
+        let config = ReaderConfig::from_libpq_vars(vars(&[("PGSSLMODE", "prefer")])).unwrap();
+        assert_eq!(config.tls, None);
+    }
+
+    #[tokio::test]
+    async fn no_endpoint_answers_gives_a_full_snapshot_of_failures() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = ReaderConfig::new(
+            vec![Endpoint::new("127.0.0.1", port)],
+            "gpadmin",
+            "postgres",
+        );
+        let mut reader = ClusterReader::new(config);
+        let first = reader.snapshot().await;
+        assert!(!first.coordinator_up());
+        assert_eq!(first.endpoints.len(), 1);
+        assert_eq!(first.endpoints[0].state, EndpointState::Down);
+        let error = first.segments.as_ref().unwrap_err();
+        assert!(
+            error.message.contains("no endpoint answers as coordinator"),
+            "{error}"
+        );
+        assert!(first.durations_seconds.contains_key(&Source::Endpoints));
+        assert!(reader.version().is_none());
+        // The second round falls inside the backoff and says so.
+        let second = reader.snapshot().await;
+        let detail = second.endpoints[0].detail.clone().unwrap();
+        assert!(detail.contains("backing off"), "{detail}");
+        assert!(matches!(
+            reader.request_fts_probe().await,
+            Err(CatalogError::NoCoordinator(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn bad_tls_configuration_is_reported_in_every_snapshot() {
+        let mut config = ReaderConfig::new(vec![Endpoint::new("127.0.0.1", 1)], "u", "d");
+        config.tls = Some(TlsConfig::with_ca("/nonexistent/ca.pem"));
+        let mut reader = ClusterReader::new(config);
+        let snapshot = reader.snapshot().await;
+        assert!(snapshot
+            .segments
+            .unwrap_err()
+            .message
+            .contains("/nonexistent/ca.pem"));
+        assert!(reader.request_fts_probe().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn no_endpoints_configured() {
+        let mut reader = ClusterReader::new(ReaderConfig::new(Vec::new(), "u", "d"));
+        let snapshot = reader.snapshot().await;
+        assert!(snapshot
+            .history
+            .unwrap_err()
+            .message
+            .contains("no coordinator endpoint"));
+    }
+}
