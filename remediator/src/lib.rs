@@ -6,9 +6,13 @@ pub mod actions;
 pub mod alert;
 pub mod api;
 pub mod auth;
+pub mod gates;
 pub mod http;
 pub mod journal;
 pub mod metrics;
 pub mod planner;
 pub mod policy;
 pub mod webhook;
+
+#[cfg(test)]
+pub(crate) mod testutil;

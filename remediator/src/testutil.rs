@@ -1,0 +1,194 @@
+//! Snapshots built by hand from compact rows, in the shape of the recorded GP 6.24.3 cluster.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use greenplum_catalog::{
+    EndpointObservation, EndpointState, History, MirrorReplication, Mode, ReplicationState, Role,
+    Segment, SegmentStatus, Snapshot, StandbyReplication, SyncState, WalSender,
+};
+
+/// `(dbid, content, role, preferred_role, mode, status, host)`.
+pub type Row = (i16, i16, char, char, char, char, &'static str);
+
+pub fn seg(row: Row) -> Segment {
+    let (dbid, content, role, pref, mode, status, host) = row;
+    let role_of = |c| {
+        if c == 'p' {
+            Role::Primary
+        } else {
+            Role::Mirror
+        }
+    };
+    Segment {
+        dbid,
+        content,
+        role: role_of(role),
+        preferred_role: role_of(pref),
+        mode: if mode == 's' {
+            Mode::Synchronized
+        } else {
+            Mode::NotSynchronized
+        },
+        status: if status == 'u' {
+            SegmentStatus::Up
+        } else {
+            SegmentStatus::Down
+        },
+        port: 6000 + i32::from(dbid),
+        hostname: host.to_string(),
+        address: host.to_string(),
+        datadir: Some(format!("/data/gpseg{content}")),
+    }
+}
+
+pub fn walsender(state: ReplicationState, sync: bool) -> WalSender {
+    WalSender {
+        application_name: "gp_walreceiver".into(),
+        state,
+        sync_state: Some(if sync {
+            SyncState::Sync
+        } else {
+            SyncState::Async
+        }),
+        sent: None,
+        write: None,
+        flush: None,
+        replay: None,
+        write_lag_seconds: None,
+        flush_lag_seconds: None,
+        replay_lag_seconds: None,
+    }
+}
+
+/// A snapshot read from `mdw:5432` (coordinator) with `smdw:5432` in recovery.
+pub fn snapshot(rows: &[Row]) -> Snapshot {
+    let segments: Vec<Segment> = rows.iter().copied().map(seg).collect();
+    let mirrors = segments
+        .iter()
+        .filter(|s| s.content >= 0 && s.role == Role::Primary)
+        .map(|p| {
+            let mirror_ok = segments
+                .iter()
+                .any(|m| m.content == p.content && m.role == Role::Mirror && m.is_up())
+                && p.mode == Mode::Synchronized;
+            MirrorReplication {
+                content: p.content,
+                mirror: mirror_ok.then(|| walsender(ReplicationState::Streaming, true)),
+                others: vec![],
+                primary_current: None,
+            }
+        })
+        .collect();
+    Snapshot {
+        taken_at: Utc::now(),
+        endpoints: vec![
+            EndpointObservation {
+                endpoint: "mdw:5432".into(),
+                state: EndpointState::Coordinator,
+                detail: None,
+                last_replayed: None,
+            },
+            EndpointObservation {
+                endpoint: "smdw:5432".into(),
+                state: EndpointState::StandbyInRecovery,
+                detail: None,
+                last_replayed: None,
+            },
+        ],
+        acting_coordinator: Some("mdw:5432".into()),
+        version: None,
+        segments: Ok(segments),
+        mirrors: Ok(mirrors),
+        standby: Ok(StandbyReplication {
+            walsender: Some(walsender(ReplicationState::Streaming, true)),
+            coordinator_current: None,
+        }),
+        history: Ok(History::default()),
+        recovery: Ok(vec![]),
+        durations_seconds: BTreeMap::new(),
+    }
+}
+
+pub const COORDINATOR: [Row; 2] = [
+    (1, -1, 'p', 'p', 'n', 'u', "mdw"),
+    (8, -1, 'm', 'm', 's', 'u', "smdw"),
+];
+
+/// Every pair up, synchronized, in preferred roles.
+pub fn healthy() -> Snapshot {
+    snapshot(&[
+        COORDINATOR[0],
+        COORDINATOR[1],
+        (2, 0, 'p', 'p', 's', 'u', "sdw1"),
+        (5, 0, 'm', 'm', 's', 'u', "sdw2"),
+        (3, 1, 'p', 'p', 's', 'u', "sdw1"),
+        (6, 1, 'm', 'm', 's', 'u', "sdw2"),
+        (4, 2, 'p', 'p', 's', 'u', "sdw2"),
+        (7, 2, 'm', 'm', 's', 'u', "sdw1"),
+    ])
+}
+
+/// FTS promoted dbid 5 after dbid 2 failed (the recorded C_after_failover state).
+pub fn after_failover() -> Snapshot {
+    snapshot(&[
+        COORDINATOR[0],
+        COORDINATOR[1],
+        (2, 0, 'm', 'p', 'n', 'd', "sdw1"),
+        (5, 0, 'p', 'm', 'n', 'u', "sdw2"),
+        (3, 1, 'p', 'p', 's', 'u', "sdw1"),
+        (6, 1, 'm', 'm', 's', 'u', "sdw2"),
+        (4, 2, 'p', 'p', 's', 'u', "sdw2"),
+        (7, 2, 'm', 'm', 's', 'u', "sdw1"),
+    ])
+}
+
+/// Recovered and resynchronized but still in the switched roles.
+pub fn unbalanced() -> Snapshot {
+    snapshot(&[
+        COORDINATOR[0],
+        COORDINATOR[1],
+        (2, 0, 'm', 'p', 's', 'u', "sdw1"),
+        (5, 0, 'p', 'm', 's', 'u', "sdw2"),
+        (3, 1, 'p', 'p', 's', 'u', "sdw1"),
+        (6, 1, 'm', 'm', 's', 'u', "sdw2"),
+        (4, 2, 'p', 'p', 's', 'u', "sdw2"),
+        (7, 2, 'm', 'm', 's', 'u', "sdw1"),
+    ])
+}
+
+/// Content 0 lost both instances.
+pub fn double_fault() -> Snapshot {
+    snapshot(&[
+        COORDINATOR[0],
+        COORDINATOR[1],
+        (2, 0, 'm', 'p', 'n', 'd', "sdw1"),
+        (5, 0, 'p', 'm', 'n', 'd', "sdw2"),
+        (3, 1, 'p', 'p', 's', 'u', "sdw1"),
+        (6, 1, 'm', 'm', 's', 'u', "sdw2"),
+    ])
+}
+
+/// No coordinator answers; the standby is alive in recovery.
+pub fn coordinator_down() -> Snapshot {
+    let mut snapshot = Snapshot::without_coordinator(
+        Utc::now(),
+        vec![
+            EndpointObservation {
+                endpoint: "mdw:5432".into(),
+                state: EndpointState::Down,
+                detail: Some("connection refused".into()),
+                last_replayed: None,
+            },
+            EndpointObservation {
+                endpoint: "smdw:5432".into(),
+                state: EndpointState::StandbyInRecovery,
+                detail: None,
+                last_replayed: None,
+            },
+        ],
+        "no coordinator answered",
+    );
+    snapshot.acting_coordinator = None;
+    snapshot
+}
