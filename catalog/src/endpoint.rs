@@ -7,7 +7,6 @@
 //! The classification of server errors is the pure [`classify_rejection`], tested on the
 //! recorded texts; [`probe`] does the I/O around it.
 
-use std::error::Error as _;
 use std::fmt;
 use std::io;
 use std::str::FromStr;
@@ -18,7 +17,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::error::CatalogError;
+use crate::error::{describe, CatalogError};
 use crate::lsn::Lsn;
 use crate::snapshot::{EndpointObservation, EndpointState};
 
@@ -235,11 +234,7 @@ fn classify_connect_error(endpoint: &Endpoint, error: &tokio_postgres::Error) ->
         }
         Some(_) => EndpointState::Down,
     };
-    let mut text = error.to_string();
-    if let Some(cause) = error.source() {
-        text.push_str(&format!(": {cause}"));
-    }
-    Probe::observed(endpoint, state, Some(text))
+    Probe::observed(endpoint, state, Some(describe(error)))
 }
 
 fn source_chain<'a>(
@@ -294,7 +289,7 @@ where
     let (client, connection) = config.connect(tls).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
-            tracing::debug!(%error, "catalog connection ended");
+            tracing::debug!(error = %describe(&error), "catalog connection ended");
         }
     });
     Ok(client)

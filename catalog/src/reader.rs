@@ -410,11 +410,11 @@ impl ClusterReader {
                     let _ = session.client.simple_query("ROLLBACK").await;
                 }
                 self.drop_session_if_closed();
-                Err(CatalogError::Query {
+                Err(CatalogError::query(
                     endpoint,
-                    what: "gp_request_fts_probe_scan()",
+                    "gp_request_fts_probe_scan()",
                     source,
-                })
+                ))
             }
             Err(_) => {
                 // The session is mid-statement: it cannot be reused.
@@ -529,7 +529,11 @@ impl ClusterReader {
                 });
                 self.ensure_version().await;
             }
-            Err(error) => tracing::warn!(%endpoint, %error, "cannot prepare the catalog session"),
+            Err(error) => tracing::warn!(
+                %endpoint,
+                error = %crate::error::describe(&error),
+                "cannot prepare the catalog session"
+            ),
         }
     }
 
@@ -560,12 +564,9 @@ impl ClusterReader {
                 }),
                 None => Err(format!("{endpoint}: version() returned no row")),
             },
-            Ok(Err(source)) => Err(CatalogError::Query {
-                endpoint: endpoint.clone(),
-                what: "version()",
-                source,
+            Ok(Err(source)) => {
+                Err(CatalogError::query(endpoint.clone(), "version()", source).to_string())
             }
-            .to_string()),
             Err(_) => Err(format!("{endpoint}: version() did not answer in time")),
         };
         match &session.version {
@@ -749,11 +750,7 @@ impl ClusterReader {
             Ok(Ok(messages)) => Ok(raw_rows(&messages)),
             Ok(Err(source)) => {
                 self.drop_session_if_closed();
-                Err(CatalogError::Query {
-                    endpoint,
-                    what,
-                    source,
-                })
+                Err(CatalogError::query(endpoint, what, source))
             }
             Err(_) => {
                 self.session = None;
