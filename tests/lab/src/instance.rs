@@ -1,0 +1,117 @@
+//! One server's files: its configuration, its log, and the copy/rewind/basebackup steps that
+//! (re)create a data directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::conn;
+use crate::error::{Context, Result};
+use crate::process::{self, chown_to_server};
+use crate::state::Instance;
+
+/// Settings shared by every server (appended to the template's postgresql.conf, so copies,
+/// rewinds and base backups carry them).
+pub const BASE_CONF: &str = "
+# --- gplab ---
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+fsync = off
+synchronous_commit = on
+shared_buffers = 16MB
+max_connections = 40
+max_wal_senders = 10
+max_replication_slots = 10
+wal_level = replica
+wal_log_hints = on
+wal_keep_size = '256MB'
+wal_receiver_status_interval = 1s
+hot_standby = off
+dynamic_shared_memory_type = posix
+max_worker_processes = 4
+logging_collector = off
+log_line_prefix = '%m [%p] '
+# Per-instance settings (port), rewritten after every copy of a data directory.
+include_if_exists = 'gplab_instance.conf'
+# `gplab lag CONTENT on` writes recovery_min_apply_delay here.
+include_if_exists = 'gplab_lag.conf'
+";
+
+pub const INSTANCE_CONF: &str = "gplab_instance.conf";
+pub const LAG_CONF: &str = "gplab_lag.conf";
+
+/// Writes a file the server user must be able to rewrite later (pg_rewind copies over it).
+pub fn write_server_file(path: &Path, contents: &str) -> Result<()> {
+    fs::write(path, contents).ctx(|| format!("writing {}", path.display()))?;
+    chown_to_server(path)
+}
+
+/// The per-instance file: a copied data directory keeps its source's port otherwise.
+pub fn write_instance_conf(inst: &Instance) -> Result<()> {
+    write_server_file(
+        &inst.datadir.join(INSTANCE_CONF),
+        &format!("port = {}\n", inst.port),
+    )?;
+    // A lag switch belongs to one mirror, never to a copy of it.
+    let lag = inst.datadir.join(LAG_CONF);
+    if lag.exists() {
+        fs::remove_file(&lag).ctx(|| format!("removing {}", lag.display()))?;
+    }
+    Ok(())
+}
+
+pub fn log_path(lab_dir: &Path, inst: &Instance) -> PathBuf {
+    lab_dir.join("logs").join(format!("dbid{}.log", inst.dbid))
+}
+
+pub fn start(lab_dir: &Path, inst: &Instance) -> Result<()> {
+    if process::is_running(&inst.datadir) {
+        return Ok(());
+    }
+    // A server killed with -m immediate may leave a stale pid file behind that pg_ctl reads
+    // as "another server might be running"; postgres itself handles it, pg_ctl start too.
+    process::pg_ctl_start(&inst.datadir, &log_path(lab_dir, inst))
+}
+
+/// Recreates `inst` as a streaming replica of the server on `source_port` with
+/// `pg_basebackup` (full copy): mirrors, standbys and `gprecoverseg -F`.
+pub fn basebackup(inst: &Instance, source_port: u16) -> Result<()> {
+    if inst.datadir.exists() {
+        fs::remove_dir_all(&inst.datadir)
+            .ctx(|| format!("removing {}", inst.datadir.display()))?;
+    }
+    let parent = inst.datadir.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;
+    chown_to_server(parent)?;
+    let mut cmd = process::pg_command("pg_basebackup")?;
+    cmd.arg("-D")
+        .arg(&inst.datadir)
+        .args(["-R", "-X", "stream", "-c", "fast", "--no-sync", "-d"])
+        .arg(replication_conninfo(source_port));
+    process::run(cmd)?;
+    write_instance_conf(inst)
+}
+
+/// Brings a stopped former primary back as a replica of `source_port` with `pg_rewind`
+/// (incremental recovery).
+pub fn rewind(inst: &Instance, source_port: u16) -> Result<()> {
+    let mut cmd = process::pg_command("pg_rewind")?;
+    cmd.arg("--target-pgdata")
+        .arg(&inst.datadir)
+        .arg("--source-server")
+        .arg(replication_conninfo(source_port))
+        .args(["-R", "--no-sync"]);
+    process::run(cmd)?;
+    write_instance_conf(inst)?;
+    // pg_rewind copies the source's standby.signal-free state; -R adds standby.signal, but
+    // make sure of it: without it the server would start as a second primary.
+    let signal = inst.datadir.join("standby.signal");
+    if !signal.exists() {
+        write_server_file(&signal, "")?;
+    }
+    Ok(())
+}
+
+/// How replicas connect: Greenplum's walreceivers call themselves `gp_walreceiver`.
+pub fn replication_conninfo(port: u16) -> String {
+    format!("{} application_name=gp_walreceiver", conn::conninfo(port))
+}
