@@ -1,10 +1,15 @@
 //! `greenplum-exporter`: every high-availability signal of a Greenplum cluster as Prometheus
 //! metrics. Data flows one way: the catalog crate reads the cluster into a `Snapshot`,
-//! [`metrics`] turns one snapshot into one scrape's families, [`http`] serves them.
+//! [`metrics`] turns one snapshot into one scrape's families, [`http`] serves them, and
+//! [`run`] wires flags to all of it.
 
+pub mod check;
+pub mod cli;
+pub mod clusters;
 pub mod exposition;
 pub mod http;
 pub mod metrics;
+pub mod run;
 pub mod scrape;
 pub mod web_config;
 
