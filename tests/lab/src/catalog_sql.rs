@@ -32,7 +32,7 @@ pub fn install_script(flavor: Flavor, mode: Mode) -> String {
         flavor.history_column()
     ));
     s.push_str(&format!(
-        "CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text LANGUAGE sql IMMUTABLE AS $v$ SELECT {}::text $v$;\n",
+        "CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text LANGUAGE sql STABLE AS $v$ SELECT {}::text $v$;\n",
         quote_literal(flavor.version_string())
     ));
     match mode {
@@ -266,7 +266,7 @@ BEGIN
   PERFORM set_config('gplab.dispatch', statement_timestamp()::text || '|' || array_to_string(lsns, ','), false);
 END $f$;
 
-CREATE OR REPLACE FUNCTION pg_catalog.pg_current_wal_lsn() RETURNS pg_lsn LANGUAGE plpgsql VOLATILE AS $f$
+CREATE FUNCTION gplab.current_wal_lsn() RETURNS pg_lsn LANGUAGE plpgsql VOLATILE AS $f$
 DECLARE
   stash text := current_setting('gplab.dispatch', true);
   items text[];
@@ -281,12 +281,17 @@ BEGIN
   END IF;
   RETURN gplab.real_current_wal_lsn();
 END $f$;
+
+-- fmgr calls a built-in function by OID straight to its C code, whatever pg_proc says; but
+-- the planner inlines a one-line SQL function before that, so the replacement must be SQL.
+CREATE OR REPLACE FUNCTION pg_catalog.pg_current_wal_lsn() RETURNS pg_lsn LANGUAGE sql VOLATILE
+  AS $f$ SELECT gplab.current_wal_lsn() $f$;
 "#;
 
 /// GP6 (PostgreSQL 9.4) names for the WAL functions and its pg_stat_replication columns.
 const GP6_NAMES: &str = r#"
 CREATE FUNCTION pg_catalog.pg_current_xlog_location() RETURNS pg_lsn LANGUAGE sql VOLATILE
-  AS $f$ SELECT pg_catalog.pg_current_wal_lsn() $f$;
+  AS $f$ SELECT gplab.current_wal_lsn() $f$;
 CREATE FUNCTION pg_catalog.pg_current_xlog_insert_location() RETURNS pg_lsn LANGUAGE sql VOLATILE
   AS $f$ SELECT pg_catalog.pg_current_wal_insert_lsn() $f$;
 CREATE FUNCTION pg_catalog.pg_last_xlog_receive_location() RETURNS pg_lsn LANGUAGE sql VOLATILE

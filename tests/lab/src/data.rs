@@ -48,10 +48,10 @@ pub fn load(coordinator_port: u16, rows: u64) -> Result<u64> {
         c.execute(
             &format!(
                 "INSERT INTO {TABLE} (id, content, payload) \
-                 SELECT g, $1, md5(g::text) FROM generate_series($2::bigint + 1, $2::bigint + $3::bigint) g \
-                 WHERE (g % $4::bigint) = $1"
+                 SELECT g, $1::bigint::integer, md5(g::text) FROM generate_series($2::bigint + 1, $2::bigint + $3::bigint) g \
+                 WHERE (g % $4::bigint) = $1::bigint"
             ),
-            &[&i32::from(p.content), &start, &rows, &n],
+            &[&i64::from(p.content), &start, &rows, &n],
         )
         .ctx(|| format!("loading rows into content {}", p.content))?;
     }

@@ -94,6 +94,20 @@ pub fn basebackup(inst: &Instance, source_port: u16) -> Result<()> {
 /// Brings a stopped former primary back as a replica of `source_port` with `pg_rewind`
 /// (incremental recovery).
 pub fn rewind(inst: &Instance, source_port: u16) -> Result<()> {
+    // A just-promoted source still has its old timeline in pg_control until its first
+    // checkpoint, and pg_rewind would then pick a wrong divergence point.
+    conn::connect(source_port)?
+        .batch_execute("CHECKPOINT")
+        .ctx(|| format!("checkpointing the recovery source on port {source_port}"))?;
+    // pg_rewind first finishes crash recovery of an uncleanly stopped target in single-user
+    // mode, which refuses to run in standby mode: a killed mirror must lose its signal file
+    // for that (-R writes it back).
+    for signal in ["standby.signal", "recovery.signal"] {
+        let path = inst.datadir.join(signal);
+        if path.exists() {
+            fs::remove_file(&path).ctx(|| format!("removing {}", path.display()))?;
+        }
+    }
     let mut cmd = process::pg_command("pg_rewind")?;
     cmd.arg("--target-pgdata")
         .arg(&inst.datadir)

@@ -101,6 +101,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -148,10 +149,11 @@ fn run(cli: Cli) -> Result<()> {
                     bail!("starting the lab in {}: {e}", dir.display());
                 }
             };
+            // Detached first: the lab must outlive this process whatever happens to stdout.
+            lab.detach();
             println!("gplab: up in {:.1} s", started.elapsed().as_secs_f64());
             print!("{}", gplab::status::render(&dir)?);
             println!("eval \"$(gplab env --dir {})\"", dir.display());
-            lab.detach();
         }
         Cmd::Down => gplab::stop_servers(&dir),
         Cmd::Status => print!("{}", gplab::status::render(&dir)?),
