@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{endpoint, lab, lab_slot, Exporter, Metrics, GUARD};
 use gplab::Flavor;
 
@@ -183,4 +181,268 @@ fn gp6_healthy_slow_query_and_removed_row() {
 #[test]
 fn gp7_healthy_slow_query_and_removed_row() {
     healthy_slow_query_and_removed_row(Flavor::Gp7);
+}
+
+fn segment_dbid(lab: &gplab::Lab, content: i16, role: char) -> String {
+    lab.segments()
+        .expect("segments")
+        .iter()
+        .find(|r| r.content == content && r.role == role)
+        .map(|r| r.dbid.to_string())
+        .expect("the instance exists")
+}
+
+/// A primary fails over (values change, series do not), then the standby stops (its catalog
+/// row still says up; the exporter says disconnected).
+fn failover_then_standby_stopped(flavor: Flavor) {
+    let _slot = lab_slot();
+    let lab = lab(flavor);
+    let exporter = Exporter::for_lab(&lab, &[]);
+    let before = exporter.wait_for("a healthy cluster", GUARD, healthy);
+    let old_primary = segment_dbid(&lab, 0, 'p');
+    let old_mirror = segment_dbid(&lab, 0, 'm');
+    lab.fail_primary(0).expect("fail primary");
+    let after = exporter.wait_for("the failover", GUARD, |m| {
+        m.is("greenplum_segments_role_mismatch", &[], 2.0)
+    });
+    for name in [
+        "greenplum_segment_up",
+        "greenplum_segment_is_primary",
+        "greenplum_segment_role_mismatch",
+        "greenplum_segment_mode",
+    ] {
+        assert_eq!(
+            before.identities(name),
+            after.identities(name),
+            "{name} churned"
+        );
+    }
+    assert!(
+        after.is(
+            "greenplum_segment_is_primary",
+            &[("dbid", &old_mirror)],
+            1.0
+        ),
+        "{}",
+        after.body
+    );
+    assert!(after.is(
+        "greenplum_segment_is_primary",
+        &[("dbid", &old_primary)],
+        0.0
+    ));
+    assert!(after.is("greenplum_segment_up", &[("dbid", &old_primary)], 0.0));
+    assert!(after.is(
+        "greenplum_segment_role_mismatch",
+        &[("dbid", &old_mirror)],
+        1.0
+    ));
+    assert!(after.is("greenplum_contents_unprotected", &[], 1.0));
+    assert!(after.is("greenplum_contents_unavailable", &[], 0.0));
+    assert!(after.is("greenplum_cluster_state", &[("state", "unprotected")], 1.0));
+    assert!(
+        after.is(
+            "greenplum_mirror_replication_state",
+            &[("content", "0"), ("state", "disconnected")],
+            1.0
+        ),
+        "{}",
+        after.body
+    );
+    assert!(
+        after.value("greenplum_fts_events_total", &[])
+            > before.value("greenplum_fts_events_total", &[])
+    );
+
+    lab.fail_standby().expect("stop the standby");
+    let standby = endpoint(lab.standby_port().expect("standby"));
+    let m = exporter.wait_for("the standby to be seen down", GUARD, |m| {
+        m.is(
+            "greenplum_standby_replication_state",
+            &[("state", "disconnected")],
+            1.0,
+        ) && m.is(
+            "greenplum_endpoint_state",
+            &[("endpoint", &standby), ("state", "down")],
+            1.0,
+        )
+    });
+    assert!(m.is("greenplum_standby_configured", &[], 1.0));
+    assert!(m.is("greenplum_standby_sync", &[], 0.0));
+    assert!(m
+        .matching("greenplum_standby_wal_lag_bytes", &[])
+        .is_empty());
+    assert!(m.is("greenplum_up", &[], 1.0));
+}
+
+#[test]
+fn gp6_failover_then_standby_stopped() {
+    failover_then_standby_stopped(Flavor::Gp6);
+}
+
+#[test]
+fn gp7_failover_then_standby_stopped() {
+    failover_then_standby_stopped(Flavor::Gp7);
+}
+
+/// Replay paused on one mirror under load (replay lag bytes positive and growing), then
+/// another mirror stops.
+fn mirror_lagging_then_down(flavor: Flavor) {
+    let _slot = lab_slot();
+    let lab = lab(flavor);
+    let exporter = Exporter::for_lab(&lab, &[]);
+    exporter.wait_for("a healthy cluster", GUARD, healthy);
+    lab.lag(0, true).expect("pause replay");
+    let replay = |m: &Metrics| {
+        m.value(
+            "greenplum_mirror_wal_lag_bytes",
+            &[("content", "0"), ("stage", "replay")],
+        )
+        .unwrap_or(0.0)
+    };
+    lab.load(20_000).expect("load");
+    let first = exporter.wait_for("replay lag", GUARD, |m| replay(m) > 0.0);
+    lab.load(20_000).expect("more load");
+    let second = exporter.wait_for("growing replay lag", GUARD, |m| replay(m) > replay(&first));
+    assert!(replay(&second) > replay(&first));
+    // Flushed in sync all along: only replay is behind.
+    assert!(second.is(
+        "greenplum_mirror_replication_state",
+        &[("content", "0"), ("state", "streaming")],
+        1.0
+    ));
+    if flavor != Flavor::Gp6 {
+        assert!(
+            second
+                .value("greenplum_mirror_replay_lag_seconds", &[("content", "0")])
+                .is_some(),
+            "{}",
+            second.body
+        );
+    }
+    lab.lag(0, false).expect("resume replay");
+
+    let mirror = segment_dbid(&lab, 1, 'm');
+    lab.fail_mirror(1).expect("stop mirror");
+    let m = exporter.wait_for("the mirror to be marked down", GUARD, |m| {
+        m.is("greenplum_segment_up", &[("dbid", &mirror)], 0.0)
+    });
+    assert!(
+        m.is(
+            "greenplum_mirror_replication_state",
+            &[("content", "1"), ("state", "disconnected")],
+            1.0
+        ),
+        "{}",
+        m.body
+    );
+    assert!(m
+        .matching("greenplum_mirror_wal_lag_bytes", &[("content", "1")])
+        .is_empty());
+    assert!(m.value("greenplum_contents_unprotected", &[]) >= Some(1.0));
+    assert!(m.is(
+        "greenplum_segments",
+        &[("role", "mirror"), ("status", "down")],
+        1.0
+    ));
+}
+
+#[test]
+fn gp6_mirror_lagging_then_down() {
+    mirror_lagging_then_down(Flavor::Gp6);
+}
+
+#[test]
+fn gp7_mirror_lagging_then_down() {
+    mirror_lagging_then_down(Flavor::Gp7);
+}
+
+/// The coordinator stops (the scrape still answers: up 0, the standby seen alive by its
+/// rejection), then the standby is activated and the exporter follows it without a restart.
+fn coordinator_stopped_then_standby_activated(flavor: Flavor) {
+    let _slot = lab_slot();
+    let lab = lab(flavor);
+    let exporter = Exporter::for_lab(&lab, &[]);
+    exporter.wait_for("a healthy cluster", GUARD, healthy);
+    let coordinator = endpoint(lab.coordinator_port());
+    let standby_port = lab.standby_port().expect("standby");
+    let standby = endpoint(standby_port);
+    lab.fail_coordinator().expect("stop the coordinator");
+    let m = exporter.wait_for("the coordinator to be seen down", GUARD, |m| {
+        m.is("greenplum_up", &[], 0.0)
+    });
+    assert!(
+        m.is(
+            "greenplum_endpoint_state",
+            &[("endpoint", &coordinator), ("state", "down")],
+            1.0
+        ),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.is(
+            "greenplum_endpoint_state",
+            &[("endpoint", &standby), ("state", "standby_in_recovery")],
+            1.0
+        ),
+        "{}",
+        m.body
+    );
+    assert!(m.is(
+        "greenplum_exporter_collector_success",
+        &[("collector", "segments")],
+        0.0
+    ));
+    assert!(m.matching("greenplum_segment_up", &[]).is_empty());
+    assert!(m.is("greenplum_cluster_state", &[("state", "unknown")], 1.0));
+
+    let datadir = lab.standby_datadir().expect("standby datadir");
+    let status = lab
+        .command("gpactivatestandby")
+        .args(["-a", "-d"])
+        .arg(&datadir)
+        .env("PGPORT", standby_port.to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run gpactivatestandby");
+    assert!(status.success(), "gpactivatestandby failed: {status}");
+    let m = exporter.wait_for("the exporter to follow the new coordinator", GUARD, |m| {
+        m.is("greenplum_up", &[], 1.0)
+            && m.is(
+                "greenplum_endpoint_state",
+                &[("endpoint", &standby), ("state", "coordinator")],
+                1.0,
+            )
+    });
+    assert_eq!(
+        m.matching("greenplum_segment_up", &[]).len(),
+        4,
+        "{}",
+        m.body
+    );
+    assert!(m.is(
+        "greenplum_exporter_collector_success",
+        &[("collector", "segments")],
+        1.0
+    ));
+    // The new coordinator's catalog has no standby until gpinitstandby runs.
+    let m = exporter.wait_for("no standby configured", GUARD, |m| {
+        m.is("greenplum_standby_configured", &[], 0.0)
+    });
+    assert!(m.is(
+        "greenplum_endpoint_state",
+        &[("endpoint", &coordinator), ("state", "down")],
+        1.0
+    ));
+}
+
+#[test]
+fn gp6_coordinator_stopped_then_standby_activated() {
+    coordinator_stopped_then_standby_activated(Flavor::Gp6);
+}
+
+#[test]
+fn gp7_coordinator_stopped_then_standby_activated() {
+    coordinator_stopped_then_standby_activated(Flavor::Gp7);
 }
