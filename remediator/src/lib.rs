@@ -13,6 +13,8 @@ pub mod journal;
 pub mod metrics;
 pub mod planner;
 pub mod policy;
+pub mod source;
+pub mod verify;
 pub mod webhook;
 
 #[cfg(test)]

@@ -169,6 +169,8 @@ mod tests {
         broken! {
             record_delivery(DateTime<Utc>, &str, &[Alert]) -> Vec<EventInsert>;
             undecided_events() -> Vec<StoredEvent>;
+            event_resolved(&str, DateTime<Utc>) -> bool;
+            event_decided(i64) -> bool;
             record_decision(i64, &str, &str, Option<i64>) -> ();
             create_action(&crate::journal::NewAction, &crate::journal::StateChange) -> i64;
             record_state(i64, &crate::journal::StateChange) -> ();

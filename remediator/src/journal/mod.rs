@@ -283,6 +283,12 @@ pub trait Journal: Send + Sync {
     /// Events that have no decision yet (work left over from a restart, or not yet planned).
     fn undecided_events(&self) -> JournalResult<Vec<StoredEvent>>;
 
+    /// Whether the event already has a decision.
+    fn event_decided(&self, event_id: i64) -> JournalResult<bool>;
+
+    /// Whether the alert (fingerprint, startsAt) has been journalled as resolved.
+    fn event_resolved(&self, fingerprint: &str, starts_at: DateTime<Utc>) -> JournalResult<bool>;
+
     fn record_decision(
         &self,
         event_id: i64,

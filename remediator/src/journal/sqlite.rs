@@ -387,6 +387,27 @@ impl Journal for SqliteJournal {
         Ok(out)
     }
 
+    fn event_decided(&self, event_id: i64) -> JournalResult<bool> {
+        let conn = self.conn()?;
+        conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM decisions WHERE event_id = ?1)",
+            [event_id],
+            |r| r.get(0),
+        )
+        .map_err(storage("find decision"))
+    }
+
+    fn event_resolved(&self, fingerprint: &str, starts_at: DateTime<Utc>) -> JournalResult<bool> {
+        let conn = self.conn()?;
+        conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM events
+             WHERE fingerprint = ?1 AND starts_at = ?2 AND status = 'resolved')",
+            params![fingerprint, ts(starts_at)],
+            |r| r.get(0),
+        )
+        .map_err(storage("find resolved event"))
+    }
+
     fn record_decision(
         &self,
         event_id: i64,
