@@ -107,7 +107,14 @@ impl Change {
     }
 
     /// Sets role, status and mode and writes FTS's history line for it.
-    pub fn fts_set(&mut self, dbid: i16, content: i16, role: char, status: char, mode: char) -> &mut Self {
+    pub fn fts_set(
+        &mut self,
+        dbid: i16,
+        content: i16,
+        role: char,
+        status: char,
+        mode: char,
+    ) -> &mut Self {
         self.set(dbid, role, status, mode);
         self.history(
             dbid,
@@ -151,7 +158,10 @@ pub fn catalog_databases(coordinator_port: u16) -> Result<Vec<String>> {
     let mut c = conn::connect(coordinator_port)?;
     let mut dbs = Vec::new();
     for row in c
-        .query("SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname", &[])
+        .query(
+            "SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname",
+            &[],
+        )
         .ctx(|| "listing databases".into())?
     {
         let db: String = row.get(0);

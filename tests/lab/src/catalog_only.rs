@@ -21,10 +21,15 @@ const PER_HOST: u32 = 8;
 
 pub fn build(segments: u32, flavor: Flavor, dir: &Path, port: Option<u16>) -> Result<LabState> {
     if segments == 0 || segments > 30000 {
-        return invalid(format!("--segments must be between 1 and 30000 (got {segments})"));
+        return invalid(format!(
+            "--segments must be between 1 and 30000 (got {segments})"
+        ));
     }
     if LabState::path(dir).exists() {
-        return invalid(format!("{} already holds a lab: run `gplab down` first", dir.display()));
+        return invalid(format!(
+            "{} already holds a lab: run `gplab down` first",
+            dir.display()
+        ));
     }
     fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
     let port = match port {

@@ -354,7 +354,7 @@ mod tests {
 
     #[test]
     fn gp6_script_uses_location_names_and_desc() {
-        let s = (install_script(Flavor::Gp6, Mode::Cluster));
+        let s = install_script(Flavor::Gp6, Mode::Cluster);
         assert!(s.contains("sent_lsn AS sent_location"));
         assert!(s.contains("\"desc\" text"));
         assert!(s.contains("pg_xlog_location_diff"));
@@ -364,12 +364,12 @@ mod tests {
 
     #[test]
     fn gp7_and_cloudberry_keep_postgres_names() {
-        let s = (install_script(Flavor::Gp7, Mode::Cluster));
+        let s = install_script(Flavor::Gp7, Mode::Cluster);
         assert!(s.contains("replay_lag, sync_priority, sync_state, reply_time, sync_error"));
         assert!(s.contains("description text"));
         assert!(!s.contains("pg_current_xlog_location"));
         assert!(s.contains("gp_stat_progress_basebackup"));
-        let c = (install_script(Flavor::Cloudberry, Mode::CatalogOnly));
+        let c = install_script(Flavor::Cloudberry, Mode::CatalogOnly);
         assert!(c.contains("warehouseid oid"));
         assert!(c.contains("Apache Cloudberry"));
     }

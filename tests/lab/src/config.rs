@@ -140,7 +140,9 @@ impl LabConfig {
         }
         if let Some(p) = self.base_port {
             if u32::from(p) + u32::from(self.port_count()) > 65535 || p < 1024 {
-                return crate::error::invalid(format!("--base-port {p} leaves no room for the lab's ports"));
+                return crate::error::invalid(format!(
+                    "--base-port {p} leaves no room for the lab's ports"
+                ));
             }
         }
         Ok(())

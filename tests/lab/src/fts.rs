@@ -75,7 +75,10 @@ impl Fts {
     fn standby(&self, port: u16, rows: &[SegmentRow]) -> Result<()> {
         let has_standby = rows.iter().any(|r| r.content == -1 && r.role == 'm');
         let streaming = has_standby
-            && matches!(walreceiver(port)?, MirrorLink::InSync | MirrorLink::StreamingAsync);
+            && matches!(
+                walreceiver(port)?,
+                MirrorLink::InSync | MirrorLink::StreamingAsync
+            );
         set_sync_standby(port, streaming)
     }
 
@@ -112,9 +115,16 @@ impl Fts {
                 }
             }
             MirrorLink::Absent if mirror.is_up() => {
-                let since = *self.absent_since.entry(mirror.dbid).or_insert_with(Instant::now);
+                let since = *self
+                    .absent_since
+                    .entry(mirror.dbid)
+                    .or_insert_with(Instant::now);
                 if since.elapsed() >= self.grace {
-                    tracing::warn!(content, dbid = mirror.dbid, "mirror gone past the grace period: marking it down");
+                    tracing::warn!(
+                        content,
+                        dbid = mirror.dbid,
+                        "mirror gone past the grace period: marking it down"
+                    );
                     change.fts_set(primary.dbid, content, 'p', 'u', 'n');
                     change.fts_set(mirror.dbid, content, 'm', 'd', 'n');
                     self.absent_since.remove(&mirror.dbid);
@@ -127,16 +137,28 @@ impl Fts {
         change.apply(coordinator)
     }
 
-    fn primary_down(&mut self, coordinator: u16, primary: &SegmentRow, mirror: Option<&SegmentRow>) -> Result<()> {
+    fn primary_down(
+        &mut self,
+        coordinator: u16,
+        primary: &SegmentRow,
+        mirror: Option<&SegmentRow>,
+    ) -> Result<()> {
         let content = primary.content;
-        let promotable = mirror.filter(|m| m.is_up() && m.mode == 's' && conn::probe(m.port, PROBE_TIMEOUT) == Probe::Rejecting);
+        let promotable = mirror.filter(|m| {
+            m.is_up() && m.mode == 's' && conn::probe(m.port, PROBE_TIMEOUT) == Probe::Rejecting
+        });
         let Some(mirror) = promotable else {
             if self.double_faults.insert(content) {
                 tracing::error!(content, dbid = primary.dbid, "double fault: primary down and no in-sync mirror to promote; leaving the catalog as it is");
             }
             return Ok(());
         };
-        tracing::warn!(content, dead = primary.dbid, promoted = mirror.dbid, "primary down: promoting its mirror");
+        tracing::warn!(
+            content,
+            dead = primary.dbid,
+            promoted = mirror.dbid,
+            "primary down: promoting its mirror"
+        );
         process::pg_ctl_promote(Path::new(&mirror.datadir))?;
         // Its mirror is gone: stop waiting for it before anything commits there.
         set_sync_standby(mirror.port, false)?;
@@ -162,13 +184,22 @@ fn probe_twice(port: u16) -> Probe {
 fn walreceiver(port: u16) -> Result<MirrorLink> {
     let mut c = conn::connect(port)?;
     let view: bool = c
-        .query_one("SELECT to_regclass('gplab.stat_replication') IS NOT NULL", &[])
+        .query_one(
+            "SELECT to_regclass('gplab.stat_replication') IS NOT NULL",
+            &[],
+        )
         .map(|r| r.get(0))
         .unwrap_or(false);
-    let from = if view { "gplab.stat_replication" } else { "pg_catalog.pg_stat_replication" };
+    let from = if view {
+        "gplab.stat_replication"
+    } else {
+        "pg_catalog.pg_stat_replication"
+    };
     let rows = c
         .query(
-            &format!("SELECT state, sync_state FROM {from} WHERE application_name = 'gp_walreceiver'"),
+            &format!(
+                "SELECT state, sync_state FROM {from} WHERE application_name = 'gp_walreceiver'"
+            ),
             &[],
         )
         .map_err(|e| crate::Error::Sql {
@@ -205,8 +236,12 @@ fn requests(client: &mut Client) -> Option<(i64, i64)> {
 /// Exits when the lab's state disappears, or stops the lab when `owner_pid` dies (so a killed
 /// test run leaves no server behind).
 pub fn run_daemon(dir: &Path, owner_pid: Option<i32>) -> Result<()> {
-    std::fs::write(dir.join(PID_FILE), std::process::id().to_string())
-        .map_err(|e| crate::Error::Io { context: "writing the FTS pid file".into(), source: e })?;
+    std::fs::write(dir.join(PID_FILE), std::process::id().to_string()).map_err(|e| {
+        crate::Error::Io {
+            context: "writing the FTS pid file".into(),
+            source: e,
+        }
+    })?;
     let mut state = LabState::load(dir)?;
     let mut fts = Fts::new(state.config.mirror_grace);
     let mut next = Instant::now() + state.config.fts_interval;
@@ -219,7 +254,10 @@ pub fn run_daemon(dir: &Path, owner_pid: Option<i32>) -> Result<()> {
         }
         if let Some(pid) = owner_pid {
             if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
-                tracing::warn!(pid, "the process that owns this lab is gone: stopping the lab");
+                tracing::warn!(
+                    pid,
+                    "the process that owns this lab is gone: stopping the lab"
+                );
                 crate::lab::stop_servers(dir);
                 return Ok(());
             }
@@ -228,13 +266,18 @@ pub fn run_daemon(dir: &Path, owner_pid: Option<i32>) -> Result<()> {
             state = s;
         }
         let port = state.coordinator()?.port;
-        if client.as_ref().map(|(p, _)| *p) != Some(port) || client.as_mut().is_some_and(|(_, c)| c.is_closed()) {
+        if client.as_ref().map(|(p, _)| *p) != Some(port)
+            || client.as_mut().is_some_and(|(_, c)| c.is_closed())
+        {
             client = conn::connect(port).ok().map(|mut c| {
                 let _ = c.batch_execute("SET synchronous_commit = local");
                 (port, c)
             });
         }
-        let pending = client.as_mut().and_then(|(_, c)| requests(c)).filter(|(req, done)| req > done);
+        let pending = client
+            .as_mut()
+            .and_then(|(_, c)| requests(c))
+            .filter(|(req, done)| req > done);
         if pending.is_some() || Instant::now() >= next {
             if let Err(e) = fts.probe(dir, &state) {
                 tracing::warn!(error = %e, "FTS probe failed");

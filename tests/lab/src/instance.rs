@@ -76,8 +76,7 @@ pub fn start(lab_dir: &Path, inst: &Instance) -> Result<()> {
 /// `pg_basebackup` (full copy): mirrors, standbys and `gprecoverseg -F`.
 pub fn basebackup(inst: &Instance, source_port: u16) -> Result<()> {
     if inst.datadir.exists() {
-        fs::remove_dir_all(&inst.datadir)
-            .ctx(|| format!("removing {}", inst.datadir.display()))?;
+        fs::remove_dir_all(&inst.datadir).ctx(|| format!("removing {}", inst.datadir.display()))?;
     }
     let parent = inst.datadir.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;

@@ -115,7 +115,12 @@ impl Lab {
         Ok(lab)
     }
 
-    pub fn catalog_only_at(segments: u32, flavor: Flavor, dir: &Path, port: Option<u16>) -> Result<Lab> {
+    pub fn catalog_only_at(
+        segments: u32,
+        flavor: Flavor,
+        dir: &Path,
+        port: Option<u16>,
+    ) -> Result<Lab> {
         let state = crate::catalog_only::build(segments, flavor, dir, port)?;
         Ok(Lab {
             dir: dir.to_path_buf(),
@@ -158,7 +163,9 @@ impl Lab {
 
     pub fn coordinator_datadir(&self) -> PathBuf {
         let s = self.state();
-        s.coordinator().map(|c| c.datadir.clone()).unwrap_or_default()
+        s.coordinator()
+            .map(|c| c.datadir.clone())
+            .unwrap_or_default()
     }
 
     pub fn standby_port(&self) -> Option<u16> {
@@ -236,7 +243,12 @@ impl Lab {
     }
 
     /// Polls `check` every 200 ms until it returns true; an error once `timeout` passed.
-    pub fn wait_until(&self, what: &str, timeout: Duration, mut check: impl FnMut(&Lab) -> bool) -> Result<()> {
+    pub fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&Lab) -> bool,
+    ) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             if check(self) {
@@ -253,7 +265,12 @@ impl Lab {
     }
 
     /// Waits until the catalog satisfies `check`; returns the rows that did.
-    pub fn wait_for_catalog(&self, what: &str, timeout: Duration, mut check: impl FnMut(&[SegmentRow]) -> bool) -> Result<Vec<SegmentRow>> {
+    pub fn wait_for_catalog(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&[SegmentRow]) -> bool,
+    ) -> Result<Vec<SegmentRow>> {
         let mut last = Vec::new();
         self.wait_until(what, timeout, |lab| match lab.segments() {
             Ok(rows) if check(&rows) => {
@@ -278,7 +295,9 @@ impl Lab {
     fn fail_role(&self, content: i16, role: char) -> Result<()> {
         let rows = self.segments()?;
         let Some(row) = rows.iter().find(|r| r.content == content && r.role == role) else {
-            return invalid(format!("the catalog has no {role} row for content {content}"));
+            return invalid(format!(
+                "the catalog has no {role} row for content {content}"
+            ));
         };
         tracing::info!(content, dbid = row.dbid, "failing instance");
         process::pg_ctl_stop(Path::new(&row.datadir), "immediate")
@@ -362,7 +381,9 @@ impl Lab {
     fn spawn_fts(&self, owner_pid: Option<u32>) -> Result<Child> {
         let log_path = self.dir.join(fts::LOG_FILE);
         let log = File::create(&log_path).ctx(|| format!("creating {}", log_path.display()))?;
-        let log2 = log.try_clone().ctx(|| "duplicating the FTS log handle".into())?;
+        let log2 = log
+            .try_clone()
+            .ctx(|| "duplicating the FTS log handle".into())?;
         let pid_file = self.dir.join(fts::PID_FILE);
         let _ = fs::remove_file(&pid_file);
         let mut cmd = Command::new(process::gplab_binary()?);
@@ -405,7 +426,10 @@ impl Drop for Lab {
 /// servers of a half-started lab. Errors are logged, not returned: this is the cleanup path.
 pub fn stop_servers(dir: &Path) {
     let pid_file = dir.join(fts::PID_FILE);
-    if let Some(pid) = fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+    if let Some(pid) = fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    {
         if pid != std::process::id() as i32 {
             let p = nix::unistd::Pid::from_raw(pid);
             let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGTERM);
@@ -418,7 +442,9 @@ pub fn stop_servers(dir: &Path) {
         }
         let _ = fs::remove_file(&pid_file);
     }
-    let Ok(state) = LabState::load(dir) else { return };
+    let Ok(state) = LabState::load(dir) else {
+        return;
+    };
     let dirs: Vec<PathBuf> = state
         .instances
         .iter()
@@ -435,4 +461,3 @@ pub fn stop_servers(dir: &Path) {
         }
     });
 }
-

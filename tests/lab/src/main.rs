@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use gplab::{Flavor, Lab, LabConfig, MirrorLayout};
 
 #[derive(Debug, Parser)]
-#[command(name = "gplab", version, about = "A Greenplum-shaped lab cluster on real PostgreSQL servers")]
+#[command(
+    name = "gplab",
+    version,
+    about = "A Greenplum-shaped lab cluster on real PostgreSQL servers"
+)]
 struct Cli {
     /// The lab's state directory.
     #[arg(long, env = "GPLAB_DIR", global = true)]
@@ -196,7 +200,9 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:=".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:=".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))

@@ -90,7 +90,8 @@ pub fn reserve(count: u16, owner_pid: u32) -> Result<u16> {
                 .iter()
                 .map(|r| format!("{} {} {}\n", r.base, r.count, r.pid))
                 .collect();
-            file.set_len(0).ctx(|| "truncating the port registry".into())?;
+            file.set_len(0)
+                .ctx(|| "truncating the port registry".into())?;
             file.seek(SeekFrom::Start(0))
                 .ctx(|| "rewinding the port registry".into())?;
             file.write_all(body.as_bytes())
@@ -98,5 +99,7 @@ pub fn reserve(count: u16, owner_pid: u32) -> Result<u16> {
             return u16::try_from(base).or_else(|_| invalid("port out of range"));
         }
     }
-    invalid(format!("no {count} consecutive free ports between {FIRST} and {LAST}"))
+    invalid(format!(
+        "no {count} consecutive free ports between {FIRST} and {LAST}"
+    ))
 }

@@ -139,7 +139,14 @@ pub fn pg_ctl_stop(datadir: &Path, mode: &str) -> Result<()> {
         return Ok(());
     }
     let mut cmd = pg_command("pg_ctl")?;
-    cmd.arg("stop").arg("-w").arg("-t").arg("60").arg("-m").arg(mode).arg("-D").arg(datadir);
+    cmd.arg("stop")
+        .arg("-w")
+        .arg("-t")
+        .arg("60")
+        .arg("-m")
+        .arg(mode)
+        .arg("-D")
+        .arg(datadir);
     match run(cmd) {
         Ok(_) => Ok(()),
         Err(_) if !is_running(datadir) => Ok(()),
@@ -149,7 +156,12 @@ pub fn pg_ctl_stop(datadir: &Path, mode: &str) -> Result<()> {
 
 pub fn pg_ctl_promote(datadir: &Path) -> Result<()> {
     let mut cmd = pg_command("pg_ctl")?;
-    cmd.arg("promote").arg("-w").arg("-t").arg("60").arg("-D").arg(datadir);
+    cmd.arg("promote")
+        .arg("-w")
+        .arg("-t")
+        .arg("60")
+        .arg("-D")
+        .arg(datadir);
     run(cmd).map(|_| ())
 }
 
@@ -204,7 +216,9 @@ fn build_gplab(exe: &Path) -> Result<PathBuf> {
         .and_then(|deps| deps.parent())
         .and_then(|profile| profile.parent());
     let Some(target) = target else {
-        return invalid("cannot find the gplab binary: set GPLAB_BIN or run `cargo build -p gplab`");
+        return invalid(
+            "cannot find the gplab binary: set GPLAB_BIN or run `cargo build -p gplab`",
+        );
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -215,6 +229,9 @@ fn build_gplab(exe: &Path) -> Result<PathBuf> {
     if built.is_file() {
         Ok(built)
     } else {
-        invalid(format!("built gplab but found no binary at {}", built.display()))
+        invalid(format!(
+            "built gplab but found no binary at {}",
+            built.display()
+        ))
     }
 }

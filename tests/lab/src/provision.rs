@@ -26,9 +26,17 @@ pub fn prepare_dirs(dir: &Path) -> Result<()> {
 
 pub fn initdb(target: &Path) -> Result<()> {
     let mut cmd = process::pg_command("initdb")?;
-    cmd.arg("-D")
-        .arg(target)
-        .args(["-U", "gpadmin", "-A", "trust", "--no-sync", "--data-checksums", "-E", "UTF8", "--locale=C"]);
+    cmd.arg("-D").arg(target).args([
+        "-U",
+        "gpadmin",
+        "-A",
+        "trust",
+        "--no-sync",
+        "--data-checksums",
+        "-E",
+        "UTF8",
+        "--locale=C",
+    ]);
     process::run(cmd)?;
     let conf = target.join("postgresql.conf");
     let mut text = fs::read_to_string(&conf).ctx(|| format!("reading {}", conf.display()))?;
@@ -139,7 +147,11 @@ pub fn install_catalog(coordinator: &Instance, state: &LabState, mode: Mode) -> 
             role: i.preferred_role,
             preferred_role: i.preferred_role,
             // The coordinator row always says n, the standby row always s (gp6 and later).
-            mode: if i.content == -1 && i.preferred_role == 'p' { 'n' } else { 's' },
+            mode: if i.content == -1 && i.preferred_role == 'p' {
+                'n'
+            } else {
+                's'
+            },
             status: 'u',
             port: i.port,
             hostname: i.host.clone(),
@@ -202,8 +214,10 @@ pub fn set_sync_standby(port: u16, on: bool) -> Result<()> {
         return Ok(());
     }
     // ALTER SYSTEM refuses to run in a transaction block: two separate statements.
-    c.batch_execute(&format!("ALTER SYSTEM SET synchronous_standby_names = '{want}'"))
-        .ctx(|| format!("setting synchronous_standby_names on port {port}"))?;
+    c.batch_execute(&format!(
+        "ALTER SYSTEM SET synchronous_standby_names = '{want}'"
+    ))
+    .ctx(|| format!("setting synchronous_standby_names on port {port}"))?;
     c.batch_execute("SELECT pg_reload_conf()")
         .ctx(|| format!("reloading the configuration on port {port}"))
 }

@@ -56,8 +56,12 @@ impl LabState {
 
     pub fn load(dir: &Path) -> Result<Self> {
         let path = Self::path(dir);
-        let text = fs::read_to_string(&path)
-            .ctx(|| format!("reading lab state {} (is there a lab in this dir?)", path.display()))?;
+        let text = fs::read_to_string(&path).ctx(|| {
+            format!(
+                "reading lab state {} (is there a lab in this dir?)",
+                path.display()
+            )
+        })?;
         serde_json::from_str(&text).ctx(|| format!("parsing lab state {}", path.display()))
     }
 
@@ -94,9 +98,9 @@ impl LabState {
 
     pub fn by_datadir(&self, dir: &Path) -> Option<&Instance> {
         let want = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        self.instances.iter().find(|i| {
-            fs::canonicalize(&i.datadir).unwrap_or_else(|_| i.datadir.clone()) == want
-        })
+        self.instances
+            .iter()
+            .find(|i| fs::canonicalize(&i.datadir).unwrap_or_else(|_| i.datadir.clone()) == want)
     }
 }
 
@@ -189,7 +193,16 @@ mod tests {
         let ports: Vec<_> = l.iter().map(|i| (i.dbid, i.port)).collect();
         assert_eq!(
             ports,
-            vec![(1, 6000), (2, 6002), (3, 6003), (4, 6004), (5, 6005), (6, 6006), (7, 6007), (8, 6001)]
+            vec![
+                (1, 6000),
+                (2, 6002),
+                (3, 6003),
+                (4, 6004),
+                (5, 6005),
+                (6, 6006),
+                (7, 6007),
+                (8, 6001)
+            ]
         );
         assert!(l.iter().skip(1).take(6).all(|i| i.host == "sdw1"));
     }
@@ -202,17 +215,36 @@ mod tests {
             ..LabConfig::default()
         };
         let l = initial_layout(&cfg, 6000, Path::new("/d"));
-        let mirror_hosts: Vec<_> = l.iter().filter(|i| i.preferred_role == 'm' && i.content >= 0).map(|i| i.host.clone()).collect();
+        let mirror_hosts: Vec<_> = l
+            .iter()
+            .filter(|i| i.preferred_role == 'm' && i.content >= 0)
+            .map(|i| i.host.clone())
+            .collect();
         assert_eq!(mirror_hosts, vec!["sdw2", "sdw2", "sdw1", "sdw1"]);
         cfg.hosts = 3;
         cfg.contents = 6;
         cfg.mirrors = MirrorLayout::Spread;
         let l = initial_layout(&cfg, 6000, Path::new("/d"));
-        for i in l.iter().filter(|i| i.preferred_role == 'm' && i.content >= 0) {
-            let p = l.iter().find(|p| p.content == i.content && p.preferred_role == 'p').map(|p| p.host.clone());
-            assert_ne!(Some(i.host.clone()), p, "mirror of content {} shares its primary's host", i.content);
+        for i in l
+            .iter()
+            .filter(|i| i.preferred_role == 'm' && i.content >= 0)
+        {
+            let p = l
+                .iter()
+                .find(|p| p.content == i.content && p.preferred_role == 'p')
+                .map(|p| p.host.clone());
+            assert_ne!(
+                Some(i.host.clone()),
+                p,
+                "mirror of content {} shares its primary's host",
+                i.content
+            );
         }
-        let sdw1_mirrors: Vec<_> = l.iter().filter(|i| i.preferred_role == 'm' && i.content >= 0 && i.content < 2).map(|i| i.host.clone()).collect();
+        let sdw1_mirrors: Vec<_> = l
+            .iter()
+            .filter(|i| i.preferred_role == 'm' && i.content >= 0 && i.content < 2)
+            .map(|i| i.host.clone())
+            .collect();
         assert_eq!(sdw1_mirrors, vec!["sdw2", "sdw3"]);
     }
 }

@@ -37,7 +37,11 @@ pub fn render(dir: &std::path::Path) -> Result<String> {
         return Ok(out);
     }
     let fts = std::fs::read_to_string(dir.join(crate::fts::PID_FILE)).unwrap_or_default();
-    let _ = writeln!(out, "FTS daemon pid: {}", if fts.is_empty() { "none" } else { fts.trim() });
+    let _ = writeln!(
+        out,
+        "FTS daemon pid: {}",
+        if fts.is_empty() { "none" } else { fts.trim() }
+    );
     let rows = match catalog::read_segments_at(coord.port) {
         Ok(r) => r,
         Err(e) => {
@@ -55,7 +59,16 @@ pub fn render(dir: &std::path::Path) -> Result<String> {
         let _ = writeln!(
             out,
             "{:>5} {:>7} {:>4} {:>9} {:>4} {:>6} {:>6} {:<8} {:<10} {}",
-            r.dbid, r.content, r.role, r.preferred_role, r.mode, r.status, r.port, r.hostname, probe_word(live), r.datadir
+            r.dbid,
+            r.content,
+            r.role,
+            r.preferred_role,
+            r.mode,
+            r.status,
+            r.port,
+            r.hostname,
+            probe_word(live),
+            r.datadir
         );
     }
     Ok(out)

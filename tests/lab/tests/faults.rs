@@ -34,20 +34,33 @@ fn mirror_loss_lag_and_full_recovery_on_gp7() {
     let rep = lab
         .query_catalog("SELECT gp_segment_id, state, sent_lsn, replay_lsn, replay_lag, reply_time, sync_state FROM gp_stat_replication ORDER BY 1")
         .expect("gp7 replication");
-    assert_eq!(rep.len(), 2, "no standby: one row per content only: {rep:?}");
-    assert!(lab.query_catalog("SELECT sent_location FROM gp_stat_replication").is_err());
-    let lsns = lab.query_catalog("SELECT gp_segment_id, pg_current_wal_lsn() FROM gp_dist_random('gp_id')").expect("dist");
+    assert_eq!(
+        rep.len(),
+        2,
+        "no standby: one row per content only: {rep:?}"
+    );
+    assert!(lab
+        .query_catalog("SELECT sent_location FROM gp_stat_replication")
+        .is_err());
+    let lsns = lab
+        .query_catalog("SELECT gp_segment_id, pg_current_wal_lsn() FROM gp_dist_random('gp_id')")
+        .expect("dist");
     assert_eq!(lsns.len(), 2);
     assert!(!history(&lab).is_empty());
-    assert!(lab.query_catalog("SELECT * FROM gp_stat_progress_basebackup").expect("progress view").is_empty());
+    assert!(lab
+        .query_catalog("SELECT * FROM gp_stat_progress_basebackup")
+        .expect("progress view")
+        .is_empty());
 
     // Replay paused on content 0's mirror: replay lag grows under load while it stays in sync.
     lab.lag(0, true).expect("lag on");
     lab.load(2000).expect("load");
     let first = replay_gap(&lab, 0);
     lab.load(5000).expect("load");
-    lab.wait_until("replay lag to grow", GUARD, |l| replay_gap(l, 0) > first.max(0))
-        .expect("lag grows");
+    lab.wait_until("replay lag to grow", GUARD, |l| {
+        replay_gap(l, 0) > first.max(0)
+    })
+    .expect("lag grows");
     lab.lag(0, false).expect("lag off");
     lab.wait_until("replay to catch up", GUARD, |l| replay_gap(l, 0) == 0)
         .expect("catch up");
@@ -57,13 +70,22 @@ fn mirror_loss_lag_and_full_recovery_on_gp7() {
     // Mirror of content 1 (dbid 5) dies: within the grace period the catalog still says s/u.
     lab.fail_mirror(1).expect("fail mirror");
     let rows = lab.segments().expect("rows");
-    assert_eq!((row(&rows, 5).status, row(&rows, 5).mode), ('u', 's'), "marked before the grace period");
+    assert_eq!(
+        (row(&rows, 5).status, row(&rows, 5).mode),
+        ('u', 's'),
+        "marked before the grace period"
+    );
     let rows = lab
-        .wait_for_catalog("mirror marked down", GUARD, |rows| row(rows, 5).status == 'd')
+        .wait_for_catalog("mirror marked down", GUARD, |rows| {
+            row(rows, 5).status == 'd'
+        })
         .expect("mirror down");
     assert_eq!(row(&rows, 5).mode, 'n');
     assert_eq!((row(&rows, 3).status, row(&rows, 3).mode), ('u', 'n'));
-    assert!(history(&lab).contains(&"FTS: update role, status, and mode for dbid 5 with contentid 1 to m, d, and n".to_string()));
+    assert!(history(&lab).contains(
+        &"FTS: update role, status, and mode for dbid 5 with contentid 1 to m, d, and n"
+            .to_string()
+    ));
     // Writes do not hang once the mirror is marked down.
     lab.load(500).expect("load with the mirror down");
     let with_mirror_down = lab.checksum().expect("checksum");
@@ -78,7 +100,8 @@ fn mirror_loss_lag_and_full_recovery_on_gp7() {
 
     let out = tool(&lab, &["gprecoverseg", "-aF"]);
     assert!(out.status.success());
-    lab.wait_for_catalog("full recovery in sync", GUARD, all_balanced_and_synced).expect("resync");
+    lab.wait_for_catalog("full recovery in sync", GUARD, all_balanced_and_synced)
+        .expect("resync");
     assert_eq!(lab.checksum().expect("checksum"), with_mirror_down);
     println!("test total: {:.1} s", t0.elapsed().as_secs_f64());
 }
@@ -100,12 +123,22 @@ fn held_lock_and_double_fault_make_gprecoverseg_stop() {
     fs::create_dir(&lock).expect("lock dir");
     fs::write(lock.join("PID"), "4242").expect("pid");
     lab.fail_mirror(0).expect("fail mirror");
-    lab.wait_for_catalog("mirror marked down", GUARD, |rows| row(rows, 3).status == 'd').expect("down");
+    lab.wait_for_catalog("mirror marked down", GUARD, |rows| {
+        row(rows, 3).status == 'd'
+    })
+    .expect("down");
     let out = tool(&lab, &["gprecoverseg", "-a"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("[ERROR]:-Lockfile") && text.contains("is already running with PID 4242"), "{text}");
-    assert_eq!(row(&lab.segments().expect("rows"), 3).status, 'd', "nothing recovered under a held lock");
+    assert!(
+        text.contains("[ERROR]:-Lockfile") && text.contains("is already running with PID 4242"),
+        "{text}"
+    );
+    assert_eq!(
+        row(&lab.segments().expect("rows"), 3).status,
+        'd',
+        "nothing recovered under a held lock"
+    );
     fs::remove_dir_all(&lock).expect("unlock");
 
     // Now the primary dies too: a double fault. FTS leaves the catalog, gprecoverseg refuses.
@@ -114,10 +147,20 @@ fn held_lock_and_double_fault_make_gprecoverseg_stop() {
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("double fault"));
     let rows = lab.segments().expect("rows");
-    assert_eq!((row(&rows, 2).role, row(&rows, 2).status), ('p', 'u'), "FTS must not touch a double fault");
+    assert_eq!(
+        (row(&rows, 2).role, row(&rows, 2).status),
+        ('p', 'u'),
+        "FTS must not touch a double fault"
+    );
     assert!(!lock.exists(), "the lock is released after a refusal");
     // Dispatching queries fail the way Greenplum's do.
-    let err = lab.query_catalog("SELECT * FROM gp_stat_replication").expect_err("dispatch must fail");
-    assert!(err.to_string().contains("failed to acquire resources on one or more segments"), "{err}");
+    let err = lab
+        .query_catalog("SELECT * FROM gp_stat_replication")
+        .expect_err("dispatch must fail");
+    assert!(
+        err.to_string()
+            .contains("failed to acquire resources on one or more segments"),
+        "{err}"
+    );
     println!("test total: {:.1} s", t0.elapsed().as_secs_f64());
 }

@@ -14,7 +14,10 @@ use crate::provision::set_sync_standby;
 use crate::state::LabState;
 
 #[derive(Debug, Parser)]
-#[command(name = "gpactivatestandby", about = "gplab stand-in for Greenplum's gpactivatestandby")]
+#[command(
+    name = "gpactivatestandby",
+    about = "gplab stand-in for Greenplum's gpactivatestandby"
+)]
 struct Args {
     /// Do not prompt.
     #[arg(short = 'a')]
@@ -53,19 +56,37 @@ fn run(argv0: &str, args: &Args, log: &GpLog) -> Result<i32> {
     let dir = super::lab_dir(argv0)?;
     let mut state = LabState::load(&dir)?;
     let Some(standby) = state.by_datadir(&args.datadir).cloned() else {
-        return invalid(format!("{} is not the data directory of an instance of this lab", args.datadir.display()));
+        return invalid(format!(
+            "{} is not the data directory of an instance of this lab",
+            args.datadir.display()
+        ));
     };
     if standby.content != -1 || standby.dbid == state.acting_coordinator {
-        return invalid(format!("{} is not a standby coordinator", args.datadir.display()));
+        return invalid(format!(
+            "{} is not a standby coordinator",
+            args.datadir.display()
+        ));
     }
     // The real tool takes the port from PGPORT, not from the standby: keep that trap.
     let pgport: Option<u16> = std::env::var("PGPORT").ok().and_then(|p| p.parse().ok());
     let running = process::is_running(&standby.datadir);
     log.info("------------------------------------------------------");
-    log.info(&format!("Standby data directory    = {}", standby.datadir.display()));
-    log.info(&format!("Standby port              = {}", pgport.map(|p| p.to_string()).unwrap_or_default()));
-    log.info(&format!("Standby running           = {}", if running { "yes" } else { "no" }));
-    log.info(&format!("Force standby activation  = {}", if args.force { "yes" } else { "no" }));
+    log.info(&format!(
+        "Standby data directory    = {}",
+        standby.datadir.display()
+    ));
+    log.info(&format!(
+        "Standby port              = {}",
+        pgport.map(|p| p.to_string()).unwrap_or_default()
+    ));
+    log.info(&format!(
+        "Standby running           = {}",
+        if running { "yes" } else { "no" }
+    ));
+    log.info(&format!(
+        "Force standby activation  = {}",
+        if args.force { "yes" } else { "no" }
+    ));
     log.info("------------------------------------------------------");
     if !args.auto && !super::confirm("Do you want to continue with standby master activation?") {
         log.info("User abort requested, Exiting.");
@@ -101,7 +122,10 @@ fn run(argv0: &str, args: &Args, log: &GpLog) -> Result<i32> {
             "UPDATE pg_catalog.gp_segment_configuration SET role = 'p', preferred_role = 'p', mode = 's', status = 'u' WHERE dbid = {}",
             standby.dbid
         ));
-        change.sql(format!("UPDATE pg_catalog.gp_id SET dbid = {}", standby.dbid));
+        change.sql(format!(
+            "UPDATE pg_catalog.gp_id SET dbid = {}",
+            standby.dbid
+        ));
         change.apply(standby.port)?;
         state.acting_coordinator = standby.dbid;
         state.instances.retain(|i| i.dbid != old.dbid);
@@ -120,8 +144,10 @@ fn run(argv0: &str, args: &Args, log: &GpLog) -> Result<i32> {
         return Ok(2);
     }
     log.info("Reading current configuration...");
-    let _ = conn::connect(standby.port)
-        .and_then(|mut c| c.query_one("SELECT 1", &[]).ctx(|| "checking the new master".into()));
+    let _ = conn::connect(standby.port).and_then(|mut c| {
+        c.query_one("SELECT 1", &[])
+            .ctx(|| "checking the new master".into())
+    });
     for line in [
         "------------------------------------------------------".to_string(),
         "The activation of the standby master has completed successfully.".into(),
@@ -130,11 +156,17 @@ fn run(argv0: &str, args: &Args, log: &GpLog) -> Result<i32> {
         "the change of master hostname.".into(),
         "Do not re-start the failed master while the fail-over master is".into(),
         "operational, this could result in database corruption!".into(),
-        format!("MASTER_DATA_DIRECTORY is now {} if", standby.datadir.display()),
+        format!(
+            "MASTER_DATA_DIRECTORY is now {} if",
+            standby.datadir.display()
+        ),
         "this has changed as a result of the standby master activation, remember".into(),
         "to change this in any startup scripts etc, that may be configured".into(),
         "to set this value.".into(),
-        format!("MASTER_PORT is now {}, if this has changed, you", standby.port),
+        format!(
+            "MASTER_PORT is now {}, if this has changed, you",
+            standby.port
+        ),
         "may need to make additional configuration changes to allow access".into(),
         "to the Greenplum instance.".into(),
         "------------------------------------------------------".into(),

@@ -13,7 +13,10 @@ use crate::process;
 use crate::state::{Instance, LabState};
 
 #[derive(Debug, Parser)]
-#[command(name = "gpinitstandby", about = "gplab stand-in for Greenplum's gpinitstandby")]
+#[command(
+    name = "gpinitstandby",
+    about = "gplab stand-in for Greenplum's gpinitstandby"
+)]
 struct Args {
     /// Do not prompt.
     #[arg(short = 'a')]
@@ -112,7 +115,10 @@ fn remove(dir: &std::path::Path, state: &LabState, args: &Args, log: &GpLog) -> 
     {
         let _guard = catalog::lock(dir)?;
         let mut change = Change::new();
-        change.sql(format!("DELETE FROM pg_catalog.gp_segment_configuration WHERE dbid = {}", row.dbid));
+        change.sql(format!(
+            "DELETE FROM pg_catalog.gp_segment_configuration WHERE dbid = {}",
+            row.dbid
+        ));
         change.apply(port)?;
     }
     log.info("Database catalog updated successfully.");
@@ -128,7 +134,13 @@ fn remove(dir: &std::path::Path, state: &LabState, args: &Args, log: &GpLog) -> 
     Ok(0)
 }
 
-fn create(dir: &std::path::Path, mut state: LabState, host: &str, args: &Args, log: &GpLog) -> Result<i32> {
+fn create(
+    dir: &std::path::Path,
+    mut state: LabState,
+    host: &str,
+    args: &Args,
+    log: &GpLog,
+) -> Result<i32> {
     let coordinator = state.coordinator()?.clone();
     if standby_row(coordinator.port)?.is_some() {
         log.error("Standby master already configured");
@@ -154,23 +166,47 @@ fn create(dir: &std::path::Path, mut state: LabState, host: &str, args: &Args, l
         .datadir
         .clone()
         .unwrap_or_else(|| dir.join("data").join(format!("standby-dbid{dbid}")));
-    if datadir.exists() && datadir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(true) {
-        log.error(&format!("Data directory {} already exists on host {host}", datadir.display()));
+    if datadir.exists()
+        && datadir
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        log.error(&format!(
+            "Data directory {} already exists on host {host}",
+            datadir.display()
+        ));
         return Ok(2);
     }
     log.info("Validating environment and parameters for standby initialization...");
-    log.info(&format!("Checking for data directory {} on {host}", datadir.display()));
+    log.info(&format!(
+        "Checking for data directory {} on {host}",
+        datadir.display()
+    ));
     log.info("------------------------------------------------------");
     log.info("Greenplum standby master initialization parameters");
     log.info("------------------------------------------------------");
-    log.info(&format!("Greenplum master hostname               = {}", coordinator.host));
-    log.info(&format!("Greenplum master data directory         = {}", coordinator.datadir.display()));
-    log.info(&format!("Greenplum master port                   = {}", coordinator.port));
+    log.info(&format!(
+        "Greenplum master hostname               = {}",
+        coordinator.host
+    ));
+    log.info(&format!(
+        "Greenplum master data directory         = {}",
+        coordinator.datadir.display()
+    ));
+    log.info(&format!(
+        "Greenplum master port                   = {}",
+        coordinator.port
+    ));
     log.info(&format!("Greenplum standby master hostname       = {host}"));
     log.info(&format!("Greenplum standby master port           = {port}"));
-    log.info(&format!("Greenplum standby master data directory = {}", datadir.display()));
+    log.info(&format!(
+        "Greenplum standby master data directory = {}",
+        datadir.display()
+    ));
     log.info("Greenplum update system catalog         = On");
-    if !args.auto && !super::confirm("Do you want to continue with standby master initialization?") {
+    if !args.auto && !super::confirm("Do you want to continue with standby master initialization?")
+    {
         log.info("User abort requested, Exiting.");
         return Ok(1);
     }

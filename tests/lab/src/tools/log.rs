@@ -46,9 +46,15 @@ impl GpLog {
 mod tests {
     #[test]
     fn lines_have_the_gplogger_shape() {
-        let l = super::GpLog::new("gprecoverseg", "cdw").line("INFO", "Starting gprecoverseg with args: -a");
+        let l = super::GpLog::new("gprecoverseg", "cdw")
+            .line("INFO", "Starting gprecoverseg with args: -a");
         let (stamp, rest) = l.split_once(' ').unwrap_or_default();
         assert_eq!(stamp.len(), "20261121:16:05:38:021003".len());
-        assert!(rest.starts_with("gprecoverseg:cdw:gpadmin-[INFO]:-Starting gprecoverseg with args: -a"), "{rest}");
+        assert!(
+            rest.starts_with(
+                "gprecoverseg:cdw:gpadmin-[INFO]:-Starting gprecoverseg with args: -a"
+            ),
+            "{rest}"
+        );
     }
 }

@@ -19,7 +19,10 @@ pub fn dispatch(args: &[OsString]) -> Option<i32> {
         .and_then(|a| Path::new(a).file_name())
         .and_then(|n| n.to_str())?
         .to_string();
-    let rest: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let rest: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let code = match name.as_str() {
         "gprecoverseg" => recoverseg::main(&rest),
         "gpinitstandby" => initstandby::main(&rest),

@@ -16,7 +16,10 @@ use crate::process;
 use crate::state::LabState;
 
 #[derive(Debug, Parser)]
-#[command(name = "gprecoverseg", about = "gplab stand-in for Greenplum's gprecoverseg")]
+#[command(
+    name = "gprecoverseg",
+    about = "gplab stand-in for Greenplum's gprecoverseg"
+)]
 struct Args {
     /// Do not prompt.
     #[arg(short = 'a')]
@@ -62,7 +65,10 @@ pub fn main(argv: &[String]) -> i32 {
         }
     };
     let log = GpLog::new("gprecoverseg", "cdw");
-    log.info(&format!("Starting gprecoverseg with args: {}", argv[1..].join(" ")));
+    log.info(&format!(
+        "Starting gprecoverseg with args: {}",
+        argv[1..].join(" ")
+    ));
     match run(&argv[0], &args, &log) {
         Ok(code) => code,
         Err(e) => {
@@ -109,7 +115,10 @@ fn run(argv0: &str, args: &Args, log: &GpLog) -> Result<i32> {
     let state = LabState::load(&dir)?;
     let coordinator = state.coordinator()?.clone();
     let flavor = state.config.flavor;
-    log.info(&format!("local Greenplum Version: '{}'", flavor.local_version()));
+    log.info(&format!(
+        "local Greenplum Version: '{}'",
+        flavor.local_version()
+    ));
     let mut client = conn::connect(coordinator.port)?;
     let version: String = client
         .query_one("SELECT version()", &[])
@@ -118,7 +127,10 @@ fn run(argv0: &str, args: &Args, log: &GpLog) -> Result<i32> {
     log.info(&format!("master Greenplum Version: '{version}'"));
     log.info("Obtaining Segment details from master...");
 
-    let coordinator_dir = args.coordinator_dir.clone().unwrap_or(coordinator.datadir.clone());
+    let coordinator_dir = args
+        .coordinator_dir
+        .clone()
+        .unwrap_or(coordinator.datadir.clone());
     let _lock = match RunLock::acquire(&coordinator_dir)? {
         Ok(l) => l,
         Err(pid) => {
@@ -155,7 +167,10 @@ fn run(argv0: &str, args: &Args, log: &GpLog) -> Result<i32> {
             .map(|r| format!("{}|{}|{}\n", r.address, r.port, r.datadir))
             .collect();
         fs::write(file, plan).ctx(|| format!("writing the recovery plan to {}", file.display()))?;
-        log.info(&format!("Configuration file output to {} successfully.", file.display()));
+        log.info(&format!(
+            "Configuration file output to {} successfully.",
+            file.display()
+        ));
         return Ok(0);
     }
     if down.is_empty() {
@@ -182,9 +197,14 @@ fn double_fault(rows: &[SegmentRow]) -> Option<String> {
     contents.dedup();
     for c in contents {
         let (p, m) = catalog::pair(rows, c);
-        let primary_alive = p.is_some_and(|p| p.is_up() && conn::probe(p.port, Duration::from_secs(3)) == Probe::Up);
+        let primary_alive = p
+            .is_some_and(|p| p.is_up() && conn::probe(p.port, Duration::from_secs(3)) == Probe::Up);
         if !primary_alive {
-            let ids: Vec<String> = [p, m].iter().flatten().map(|r| r.dbid.to_string()).collect();
+            let ids: Vec<String> = [p, m]
+                .iter()
+                .flatten()
+                .map(|r| r.dbid.to_string())
+                .collect();
             return Some(format!(
                 "Segment recovery cannot proceed: content {c} has no running primary (dbids {}): double fault. \
                  Both instances of the pair are down or the mirror is not in sync; recover the primary manually.",
@@ -208,15 +228,39 @@ fn print_plan(log: &GpLog, rows: &[SegmentRow], down: &[SegmentRow], full: bool)
             "   Synchronization mode                 = {}",
             if full { "Full" } else { "Incremental" }
         ));
-        log.info(&format!("   Failed instance host                 = {}", r.hostname));
-        log.info(&format!("   Failed instance address              = {}", r.address));
-        log.info(&format!("   Failed instance directory            = {}", r.datadir));
-        log.info(&format!("   Failed instance port                 = {}", r.port));
+        log.info(&format!(
+            "   Failed instance host                 = {}",
+            r.hostname
+        ));
+        log.info(&format!(
+            "   Failed instance address              = {}",
+            r.address
+        ));
+        log.info(&format!(
+            "   Failed instance directory            = {}",
+            r.datadir
+        ));
+        log.info(&format!(
+            "   Failed instance port                 = {}",
+            r.port
+        ));
         if let Some(s) = source {
-            log.info(&format!("   Recovery Source instance host        = {}", s.hostname));
-            log.info(&format!("   Recovery Source instance address     = {}", s.address));
-            log.info(&format!("   Recovery Source instance directory   = {}", s.datadir));
-            log.info(&format!("   Recovery Source instance port        = {}", s.port));
+            log.info(&format!(
+                "   Recovery Source instance host        = {}",
+                s.hostname
+            ));
+            log.info(&format!(
+                "   Recovery Source instance address     = {}",
+                s.address
+            ));
+            log.info(&format!(
+                "   Recovery Source instance directory   = {}",
+                s.datadir
+            ));
+            log.info(&format!(
+                "   Recovery Source instance port        = {}",
+                s.port
+            ));
         }
         log.info("   Recovery Target                      = in-place");
         log.rule();
@@ -224,9 +268,19 @@ fn print_plan(log: &GpLog, rows: &[SegmentRow], down: &[SegmentRow], full: bool)
 }
 
 /// Recovers each down instance as a mirror of its pair's acting primary.
-fn recover(dir: &Path, state: &LabState, rows: &[SegmentRow], down: &[SegmentRow], full: bool, log: &GpLog) -> Result<()> {
+fn recover(
+    dir: &Path,
+    state: &LabState,
+    rows: &[SegmentRow],
+    down: &[SegmentRow],
+    full: bool,
+    log: &GpLog,
+) -> Result<()> {
     log.info(&format!("{} segment(s) to recover", down.len()));
-    log.info(&format!("Ensuring {} failed segment(s) are stopped", down.len()));
+    log.info(&format!(
+        "Ensuring {} failed segment(s) are stopped",
+        down.len()
+    ));
     for r in down {
         process::pg_ctl_stop(Path::new(&r.datadir), "fast")?;
     }
@@ -281,14 +335,33 @@ fn rebalance(dir: &Path, state: &LabState, rows: &[SegmentRow], log: &GpLog) -> 
         .filter(|r| r.content >= 0 && !r.in_preferred_role())
         .collect();
     for (i, r) in unbalanced.iter().enumerate() {
-        log.info(&format!("Unbalanced segment {} of {}", i + 1, unbalanced.len()));
+        log.info(&format!(
+            "Unbalanced segment {} of {}",
+            i + 1,
+            unbalanced.len()
+        ));
         log.rule();
-        log.info(&format!("   Unbalanced instance host        = {}", r.hostname));
-        log.info(&format!("   Unbalanced instance address     = {}", r.address));
-        log.info(&format!("   Unbalanced instance directory   = {}", r.datadir));
+        log.info(&format!(
+            "   Unbalanced instance host        = {}",
+            r.hostname
+        ));
+        log.info(&format!(
+            "   Unbalanced instance address     = {}",
+            r.address
+        ));
+        log.info(&format!(
+            "   Unbalanced instance directory   = {}",
+            r.datadir
+        ));
         log.info(&format!("   Unbalanced instance port        = {}", r.port));
-        log.info(&format!("   Balanced role                   = {}", role_name(r.preferred_role)));
-        log.info(&format!("   Current role                    = {}", role_name(r.role)));
+        log.info(&format!(
+            "   Balanced role                   = {}",
+            role_name(r.preferred_role)
+        ));
+        log.info(&format!(
+            "   Current role                    = {}",
+            role_name(r.role)
+        ));
         log.rule();
     }
     log.info("Determining primary and mirror segment pairs to rebalance");
@@ -312,7 +385,10 @@ fn rebalance(dir: &Path, state: &LabState, rows: &[SegmentRow], log: &GpLog) -> 
         loop {
             request_probe(state)?;
             let now = catalog::read_segments_at(port)?;
-            if to_stop.iter().all(|p| now.iter().any(|r| r.dbid == p.dbid && r.role == 'm' && !r.is_up())) {
+            if to_stop.iter().all(|p| {
+                now.iter()
+                    .any(|r| r.dbid == p.dbid && r.role == 'm' && !r.is_up())
+            }) {
                 break;
             }
             if Instant::now() > deadline {
@@ -322,10 +398,17 @@ fn rebalance(dir: &Path, state: &LabState, rows: &[SegmentRow], log: &GpLog) -> 
         }
         log.info("Starting segment synchronization");
         log.info("=============================START ANOTHER RECOVER=========================================");
-        log.info(&format!("local Greenplum Version: '{}'", state.config.flavor.local_version()));
+        log.info(&format!(
+            "local Greenplum Version: '{}'",
+            state.config.flavor.local_version()
+        ));
         log.info("Obtaining Segment details from master...");
         let rows = catalog::read_segments_at(port)?;
-        let down: Vec<SegmentRow> = rows.iter().filter(|r| r.content >= 0 && !r.is_up()).cloned().collect();
+        let down: Vec<SegmentRow> = rows
+            .iter()
+            .filter(|r| r.content >= 0 && !r.is_up())
+            .cloned()
+            .collect();
         print_plan(log, &rows, &down, false);
         recover(dir, state, &rows, &down, false, log)?;
         log.info("==============================END ANOTHER RECOVER==========================================");

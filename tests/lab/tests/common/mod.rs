@@ -20,12 +20,19 @@ pub fn tool(lab: &Lab, argv: &[&str]) -> Output {
         .args(&argv[1..])
         .output()
         .expect("running a stand-in");
-    println!("$ {}\n{}{}", argv.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!(
+        "$ {}\n{}{}",
+        argv.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
 pub fn row(rows: &[SegmentRow], dbid: i16) -> &SegmentRow {
-    rows.iter().find(|r| r.dbid == dbid).expect("dbid in catalog")
+    rows.iter()
+        .find(|r| r.dbid == dbid)
+        .expect("dbid in catalog")
 }
 
 /// Every content has its preferred primary up, its mirror up, both in sync.
@@ -36,10 +43,16 @@ pub fn all_balanced_and_synced(rows: &[SegmentRow]) -> bool {
 }
 
 pub fn history(lab: &Lab) -> Vec<String> {
-    let col = if lab.flavor().is_gp6() { "\"desc\"" } else { "description" };
-    lab.query_catalog(&format!("SELECT {col} FROM gp_configuration_history ORDER BY time"))
-        .expect("history")
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect()
+    let col = if lab.flavor().is_gp6() {
+        "\"desc\""
+    } else {
+        "description"
+    };
+    lab.query_catalog(&format!(
+        "SELECT {col} FROM gp_configuration_history ORDER BY time"
+    ))
+    .expect("history")
+    .into_iter()
+    .filter_map(|r| r.into_iter().next().flatten())
+    .collect()
 }
