@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
+
 use common::{endpoint, lab, lab_slot, Exporter, Metrics, GUARD};
 use gplab::Flavor;
 
@@ -445,4 +447,92 @@ fn gp6_coordinator_stopped_then_standby_activated() {
 #[test]
 fn gp7_coordinator_stopped_then_standby_activated() {
     coordinator_stopped_then_standby_activated(Flavor::Gp7);
+}
+
+/// A full recovery copying files. `gprecoverseg -F` on a lab-sized cluster copies too fast
+/// to be caught in the act, so the copy is the same `pg_basebackup -X stream` it runs, from
+/// the acting primary of a content whose mirror is down, throttled so scrapes see it.
+fn full_recovery_in_progress(flavor: Flavor) {
+    let _slot = lab_slot();
+    let lab = lab(flavor);
+    let exporter = Exporter::for_lab(&lab, &[]);
+    exporter.wait_for("a healthy cluster", GUARD, healthy);
+    let mirror = segment_dbid(&lab, 0, 'm');
+    lab.fail_mirror(0).expect("stop mirror");
+    exporter.wait_for("the mirror to be marked down", GUARD, |m| {
+        m.is("greenplum_segment_up", &[("dbid", &mirror)], 0.0)
+    });
+    let primary_port = lab
+        .segments()
+        .expect("segments")
+        .iter()
+        .find(|r| r.content == 0 && r.role == 'p')
+        .map(|r| r.port)
+        .expect("content 0 has a primary");
+    let target = tempfile::tempdir().expect("temp dir");
+    gplab::process::chown_to_server(target.path()).expect("chown");
+    let mut copy = gplab::process::pg_command("pg_basebackup")
+        .expect("pg_basebackup")
+        .arg("-D")
+        .arg(target.path().join("copy"))
+        .args(["-X", "stream", "-c", "fast", "--max-rate=64k", "-d"])
+        .arg(gplab::conn::conninfo(primary_port))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        // Its own process group: `-X stream` forks a WAL streamer that must stop with it.
+        .process_group(0)
+        .spawn()
+        .expect("start pg_basebackup");
+    let gp6 = flavor == Flavor::Gp6;
+    let seen = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        exporter.wait_for("the copy to be seen", GUARD, |m| {
+            m.is(
+                "greenplum_mirror_replication_state",
+                &[("content", "0"), ("state", "backup")],
+                1.0,
+            ) && (gp6
+                || m.value(
+                    "greenplum_recovery_bytes",
+                    &[("content", "0"), ("kind", "total")],
+                )
+                .is_some())
+        })
+    }));
+    let group = nix::unistd::Pid::from_raw(copy.id() as i32);
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+    let _ = copy.wait();
+    let m = seen.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    if gp6 {
+        // GP6 has no progress view: only the walsender state tells.
+        assert!(m.matching("greenplum_recovery_bytes", &[]).is_empty());
+    } else {
+        let total = m.value(
+            "greenplum_recovery_bytes",
+            &[("content", "0"), ("kind", "total")],
+        );
+        let streamed = m.value(
+            "greenplum_recovery_bytes",
+            &[("content", "0"), ("kind", "streamed")],
+        );
+        assert!(total > Some(0.0), "{}", m.body);
+        assert!(streamed <= total, "{}", m.body);
+    }
+    // When the copy ends its series go with it.
+    exporter.wait_for("the copy to be gone", GUARD, |m| {
+        m.is(
+            "greenplum_mirror_replication_state",
+            &[("content", "0"), ("state", "disconnected")],
+            1.0,
+        ) && m.matching("greenplum_recovery_bytes", &[]).is_empty()
+    });
+}
+
+#[test]
+fn gp6_full_recovery_in_progress() {
+    full_recovery_in_progress(Flavor::Gp6);
+}
+
+#[test]
+fn gp7_full_recovery_in_progress() {
+    full_recovery_in_progress(Flavor::Gp7);
 }
