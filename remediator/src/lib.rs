@@ -6,6 +6,7 @@ pub mod actions;
 pub mod alert;
 pub mod api;
 pub mod auth;
+pub mod backends;
 pub mod executor;
 pub mod gates;
 pub mod http;

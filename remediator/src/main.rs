@@ -1,1 +1,368 @@
-fn main() {}
+//! greenplum-remediator: CLI and wiring only.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use greenplum_remediator::auth::{read_secret, Authenticator};
+use greenplum_remediator::backends::RealBackends;
+use greenplum_remediator::http::{self, AppState, DEFAULT_BODY_LIMIT};
+use greenplum_remediator::journal::{Journal, SqliteJournal};
+use greenplum_remediator::metrics::Metrics;
+use greenplum_remediator::planner::{self, PlannerConfig};
+use greenplum_remediator::policy::Policy;
+
+#[derive(Parser)]
+#[command(
+    name = "greenplum-remediator",
+    version,
+    about = "Alert-driven, policy-approved healing of Greenplum clusters"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Receive Alertmanager webhooks and act on them.
+    Serve(ServeArgs),
+    /// Validate a policy file; errors name their line.
+    CheckPolicy { file: PathBuf },
+    /// Inspect, approve or reject actions (through the API).
+    Actions {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: ActionsCommand,
+    },
+    /// Turn the kill switch on: events are journalled, nothing runs.
+    Pause {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Turn the kill switch off.
+    Resume {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Circuit breaker.
+    Breaker {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: BreakerCommand,
+    },
+    /// Print every exposed metric family name, one per line.
+    ListMetrics,
+}
+
+#[derive(Subcommand)]
+enum ActionsCommand {
+    List {
+        #[arg(long)]
+        state: Option<String>,
+    },
+    Show {
+        id: i64,
+    },
+    Approve {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BreakerCommand {
+    Reset {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long = "policy", env = "GREENPLUM_REMEDIATOR_POLICY")]
+    policy: PathBuf,
+    #[arg(long = "web.listen-address", default_value = "127.0.0.1:9298")]
+    listen: SocketAddr,
+    #[arg(
+        long = "journal.path",
+        default_value = "/var/lib/greenplum-remediator/journal.db"
+    )]
+    journal: PathBuf,
+    /// Where command output is written while it runs (default: `runs/` next to the journal).
+    #[arg(long = "run-dir")]
+    run_dir: Option<PathBuf>,
+    #[arg(long = "web.max-body-bytes", default_value_t = DEFAULT_BODY_LIMIT)]
+    body_limit: usize,
+    #[command(flatten)]
+    auth: AuthArgs,
+    /// Serve a non-loopback address without authentication (never in production).
+    #[arg(long = "insecure-no-auth")]
+    insecure_no_auth: bool,
+    /// Revision reported by greenplum_remediator_build_info.
+    #[arg(
+        long = "build.revision",
+        env = "GREENPLUM_REMEDIATOR_REVISION",
+        default_value = "unknown"
+    )]
+    revision: String,
+}
+
+#[derive(Args)]
+struct AuthArgs {
+    /// File holding the bearer token Alertmanager (and the CLI) send.
+    #[arg(long = "auth.token-file", env = "GREENPLUM_REMEDIATOR_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    #[arg(long = "auth.basic-user")]
+    basic_user: Option<String>,
+    #[arg(long = "auth.basic-password-file")]
+    basic_password_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    #[arg(
+        long = "url",
+        env = "GREENPLUM_REMEDIATOR_URL",
+        default_value = "http://127.0.0.1:9298"
+    )]
+    url: String,
+    #[arg(long = "auth.token-file", env = "GREENPLUM_REMEDIATOR_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Recorded as who decided (default: $USER).
+    #[arg(long = "who", env = "USER", default_value = "unknown")]
+    who: String,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::CheckPolicy { file } => check_policy(&file),
+        Command::ListMetrics => list_metrics(),
+        Command::Actions { client, command } => actions(&client, command),
+        Command::Pause { client, reason } => control(&client, "/api/v1/pause", &reason, None),
+        Command::Resume { client, reason } => control(&client, "/api/v1/resume", &reason, None),
+        Command::Breaker {
+            client,
+            command: BreakerCommand::Reset { cluster, reason },
+        } => control(&client, "/api/v1/breaker/reset", &reason, cluster),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("greenplum-remediator: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_policy(file: &Path) -> Result<()> {
+    let policy = Policy::load(file)?;
+    println!(
+        "{}: valid ({} clusters, {} rules)",
+        file.display(),
+        policy.clusters.len(),
+        policy.rules.len()
+    );
+    Ok(())
+}
+
+fn list_metrics() -> Result<()> {
+    let metrics = Metrics::new("unknown");
+    for name in metrics.family_names().context("encode metrics")? {
+        println!("{name}");
+    }
+    Ok(())
+}
+
+fn authenticator(args: &AuthArgs) -> Result<Authenticator> {
+    let mut auth = Authenticator::default();
+    if let Some(path) = &args.token_file {
+        auth = auth.with_token(&read_secret(path)?);
+    }
+    match (&args.basic_user, &args.basic_password_file) {
+        (Some(user), Some(path)) => auth = auth.with_basic(user.as_bytes(), &read_secret(path)?),
+        (None, None) => {}
+        _ => bail!("--auth.basic-user and --auth.basic-password-file go together"),
+    }
+    Ok(auth)
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let policy = Arc::new(Policy::load(&args.policy)?);
+    let auth = authenticator(&args.auth)?;
+    if !auth.is_configured() && !args.listen.ip().is_loopback() && !args.insecure_no_auth {
+        bail!(
+            "refusing to serve {} without authentication: give --auth.token-file or basic auth, \
+             or --insecure-no-auth",
+            args.listen
+        );
+    }
+    if let Some(dir) = args.journal.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("create journal directory {}", dir.display()))?;
+    }
+    let journal: Arc<dyn Journal> = Arc::new(
+        SqliteJournal::open(&args.journal)
+            .with_context(|| format!("open journal {}", args.journal.display()))?,
+    );
+    let metrics = Arc::new(Metrics::new(&args.revision));
+    metrics
+        .paused
+        .set(i64::from(journal.paused().context("read pause state")?));
+    let run_dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| args.journal.parent().unwrap_or(Path::new(".")).join("runs"));
+    let backends = Arc::new(RealBackends::new(&policy)?);
+    let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
+    runtime.block_on(async move {
+        let handle = planner::start(
+            PlannerConfig {
+                journal: journal.clone(),
+                metrics: metrics.clone(),
+                policy,
+                run_dir,
+                sweep_interval: Duration::from_secs(30),
+            },
+            backends,
+        );
+        let state = Arc::new(AppState {
+            journal,
+            metrics,
+            auth,
+            mtls: false,
+            body_limit: args.body_limit,
+            planner: Some(handle),
+        });
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listen on {}", args.listen))?;
+        tracing::info!(address = %args.listen, "greenplum-remediator listening");
+        axum::serve(listener, http::router(state))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("serve HTTP")
+    })
+}
+
+fn client_agent(client: &ClientArgs) -> Result<(ureq::Agent, Option<String>)> {
+    let token = match &client.token_file {
+        Some(path) => {
+            Some(String::from_utf8(read_secret(path)?).context("token file is not UTF-8")?)
+        }
+        None => None,
+    };
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build();
+    Ok((agent, token))
+}
+
+fn request(
+    client: &ClientArgs,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value> {
+    let (agent, token) = client_agent(client)?;
+    let url = format!("{}{path}", client.url.trim_end_matches('/'));
+    let mut req = agent.request(method, &url);
+    if let Some(token) = token {
+        req = req.set("Authorization", &format!("Bearer {token}"));
+    }
+    let response = match body {
+        Some(body) => req.send_json(body),
+        None => req.call(),
+    };
+    match response {
+        Ok(r) => r.into_json().context("decode the API's answer"),
+        Err(ureq::Error::Status(code, r)) => {
+            let text = r.into_string().unwrap_or_default();
+            bail!("{method} {url}: HTTP {code}: {text}")
+        }
+        Err(e) => bail!("{method} {url}: {e}"),
+    }
+}
+
+fn print(value: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn actions(client: &ClientArgs, command: ActionsCommand) -> Result<()> {
+    let decision = |reason: &str| json!({"who": client.who, "why": reason});
+    let answer = match command {
+        ActionsCommand::List { state } => {
+            let path = match state {
+                Some(s) => format!("/api/v1/actions?state={s}"),
+                None => "/api/v1/actions".to_string(),
+            };
+            let answer = request(client, "GET", &path, None)?;
+            for action in answer["actions"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    action["id"],
+                    action["state"].as_str().unwrap_or("?"),
+                    action["cluster"].as_str().unwrap_or("?"),
+                    action["action"].as_str().unwrap_or("?"),
+                    action["targets"],
+                    action["created_at"].as_str().unwrap_or("?"),
+                );
+            }
+            return Ok(());
+        }
+        ActionsCommand::Show { id } => {
+            request(client, "GET", &format!("/api/v1/actions/{id}"), None)?
+        }
+        ActionsCommand::Approve { id, reason } => request(
+            client,
+            "POST",
+            &format!("/api/v1/actions/{id}/approve"),
+            Some(decision(&reason)),
+        )?,
+        ActionsCommand::Reject { id, reason } => request(
+            client,
+            "POST",
+            &format!("/api/v1/actions/{id}/reject"),
+            Some(decision(&reason)),
+        )?,
+    };
+    print(&answer)
+}
+
+fn control(client: &ClientArgs, path: &str, reason: &str, cluster: Option<String>) -> Result<()> {
+    let mut body = json!({"who": client.who, "why": reason});
+    if let Some(cluster) = cluster {
+        body["cluster"] = cluster.into();
+    }
+    print(&request(client, "POST", path, Some(body))?)
+}
