@@ -36,8 +36,6 @@ enum Command {
     CheckPolicy { file: PathBuf },
     /// Inspect, approve or reject actions (through the API).
     Actions {
-        #[command(flatten)]
-        client: ClientArgs,
         #[command(subcommand)]
         command: ActionsCommand,
     },
@@ -57,8 +55,6 @@ enum Command {
     },
     /// Circuit breaker.
     Breaker {
-        #[command(flatten)]
-        client: ClientArgs,
         #[command(subcommand)]
         command: BreakerCommand,
     },
@@ -69,18 +65,26 @@ enum Command {
 #[derive(Subcommand)]
 enum ActionsCommand {
     List {
+        #[command(flatten)]
+        client: ClientArgs,
         #[arg(long)]
         state: Option<String>,
     },
     Show {
+        #[command(flatten)]
+        client: ClientArgs,
         id: i64,
     },
     Approve {
+        #[command(flatten)]
+        client: ClientArgs,
         id: i64,
         #[arg(long)]
         reason: String,
     },
     Reject {
+        #[command(flatten)]
+        client: ClientArgs,
         id: i64,
         #[arg(long)]
         reason: String,
@@ -90,6 +94,8 @@ enum ActionsCommand {
 #[derive(Subcommand)]
 enum BreakerCommand {
     Reset {
+        #[command(flatten)]
+        client: ClientArgs,
         #[arg(long)]
         cluster: Option<String>,
         #[arg(long)]
@@ -159,12 +165,16 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args),
         Command::CheckPolicy { file } => check_policy(&file),
         Command::ListMetrics => list_metrics(),
-        Command::Actions { client, command } => actions(&client, command),
+        Command::Actions { command } => actions(command),
         Command::Pause { client, reason } => control(&client, "/api/v1/pause", &reason, None),
         Command::Resume { client, reason } => control(&client, "/api/v1/resume", &reason, None),
         Command::Breaker {
-            client,
-            command: BreakerCommand::Reset { cluster, reason },
+            command:
+                BreakerCommand::Reset {
+                    client,
+                    cluster,
+                    reason,
+                },
         } => control(&client, "/api/v1/breaker/reset", &reason, cluster),
     };
     match result {
@@ -318,10 +328,11 @@ fn print(value: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-fn actions(client: &ClientArgs, command: ActionsCommand) -> Result<()> {
-    let decision = |reason: &str| json!({"who": client.who, "why": reason});
+fn actions(command: ActionsCommand) -> Result<()> {
+    let decision = |client: &ClientArgs, reason: &str| json!({"who": client.who, "why": reason});
     let answer = match command {
-        ActionsCommand::List { state } => {
+        ActionsCommand::List { client, state } => {
+            let client = &client;
             let path = match state {
                 Some(s) => format!("/api/v1/actions?state={s}"),
                 None => "/api/v1/actions".to_string(),
@@ -340,20 +351,20 @@ fn actions(client: &ClientArgs, command: ActionsCommand) -> Result<()> {
             }
             return Ok(());
         }
-        ActionsCommand::Show { id } => {
-            request(client, "GET", &format!("/api/v1/actions/{id}"), None)?
+        ActionsCommand::Show { client, id } => {
+            request(&client, "GET", &format!("/api/v1/actions/{id}"), None)?
         }
-        ActionsCommand::Approve { id, reason } => request(
-            client,
+        ActionsCommand::Approve { client, id, reason } => request(
+            &client,
             "POST",
             &format!("/api/v1/actions/{id}/approve"),
-            Some(decision(&reason)),
+            Some(decision(&client, &reason)),
         )?,
-        ActionsCommand::Reject { id, reason } => request(
-            client,
+        ActionsCommand::Reject { client, id, reason } => request(
+            &client,
             "POST",
             &format!("/api/v1/actions/{id}/reject"),
-            Some(decision(&reason)),
+            Some(decision(&client, &reason)),
         )?,
     };
     print(&answer)
