@@ -3,6 +3,8 @@
 //! the test or demo ends, even on failure.
 
 pub mod alertmanager;
+pub mod bins;
+pub mod exporter;
 pub mod process;
 pub mod prometheus;
 
@@ -14,4 +16,39 @@ pub fn repo_root() -> PathBuf {
         .join("../..")
         .canonicalize()
         .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")))
+}
+
+/// Every (where, expr) pair of the alert rules and the dashboards, with Grafana variables
+/// rendered for `cluster`, as listed by the project's own checkers (one source of truth).
+pub fn rule_and_panel_exprs(cluster: &str) -> anyhow::Result<Vec<(String, String)>> {
+    use anyhow::Context;
+    let script = r#"
+import json, pathlib, sys, yaml
+root = pathlib.Path(sys.argv[1]); cluster = sys.argv[2]
+sys.path.insert(0, str(root / "dashboards"))
+import check_dashboards as dash
+out = []
+for rules in sorted((root / "alerts").glob("*.rules.yml")):
+    for group in yaml.safe_load(rules.read_text())["groups"]:
+        for rule in group["rules"]:
+            out.append(("alert " + rule["alert"], rule["expr"]))
+for path in sorted((root / "dashboards").glob("*.json")):
+    for title, expr in dash.exprs(dash.load(path)):
+        out.append((path.name + ": " + title, dash.render(expr, cluster=cluster)))
+print(json.dumps(out))
+"#;
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(repo_root())
+        .arg(cluster)
+        .output()
+        .context("running python3 to list rule and panel expressions")?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "listing expressions failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
 }
