@@ -37,8 +37,20 @@ pub fn lab_dir(argv0: &str) -> Result<PathBuf> {
     if let Some(d) = std::env::var_os("GPLAB_DIR") {
         return Ok(PathBuf::from(d));
     }
-    let from_path = Path::new(argv0)
-        .parent()
+    // Production tools are found through PATH, and a remediator clears the environment down
+    // to an allowlist without GPLAB_DIR: resolve a bare argv[0] the way the shell did.
+    let invoked = if argv0.contains('/') {
+        Some(PathBuf::from(argv0))
+    } else {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(argv0))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    let from_path = invoked
+        .as_deref()
+        .and_then(Path::parent)
         .and_then(Path::parent)
         .filter(|d| crate::state::LabState::path(d).exists());
     match from_path {
