@@ -80,7 +80,7 @@ pub fn basebackup(inst: &Instance, source_port: u16) -> Result<()> {
     }
     let parent = inst.datadir.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;
-    chown_to_server(parent)?;
+    process::chown_dir_to_server(parent)?;
     let mut cmd = process::pg_command("pg_basebackup")?;
     cmd.arg("-D")
         .arg(&inst.datadir)

@@ -40,21 +40,61 @@ pub fn run_as() -> Result<RunAs> {
 }
 
 /// Gives `path` (recursively) to the server user, so servers can write there.
+///
+/// Files may appear and vanish while we walk (parallel provisioning of sibling instances,
+/// servers removing temp files): a vanished entry needs no owner, so it is not an error.
 pub fn chown_to_server(path: &Path) -> Result<()> {
     let who = run_as()?;
     if !who.switch {
         return Ok(());
     }
-    let status = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{}:{}", who.uid, who.gid))
-        .arg(path)
-        .status()
-        .ctx(|| format!("running chown on {}", path.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        invalid(format!("chown -R of {} failed ({status})", path.display()))
+    chown_tree(path, who.uid.as_raw(), who.gid.as_raw())
+        .ctx(|| format!("giving {} to the server user", path.display()))
+}
+
+/// Gives only the directory `path` itself to the server user (a shared parent such as
+/// `data/`, whose other children belong to concurrent work).
+pub fn chown_dir_to_server(path: &Path) -> Result<()> {
+    let who = run_as()?;
+    if !who.switch {
+        return Ok(());
+    }
+    ignore_vanished(std::os::unix::fs::lchown(
+        path,
+        Some(who.uid.as_raw()),
+        Some(who.gid.as_raw()),
+    ))
+    .ctx(|| format!("giving {} to the server user", path.display()))
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    ignore_vanished(std::os::unix::fs::lchown(path, Some(uid), Some(gid)))?;
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if metadata.is_dir() {
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            match entry {
+                Ok(entry) => chown_tree(&entry.path(), uid, gid)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ignore_vanished(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 

@@ -47,7 +47,7 @@ pub fn initdb(target: &Path) -> Result<()> {
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;
-        chown_to_server(parent)?;
+        process::chown_dir_to_server(parent)?;
     }
     let mut cmd = std::process::Command::new("cp");
     cmd.arg("-a").arg(from).arg(to);
