@@ -430,6 +430,90 @@ mod tests {
         }
     }
 
+    /// A one-shot server that reads the startup packet and answers with an ErrorResponse,
+    /// as a Greenplum standby or a refusing server does before any login.
+    async fn refusing_server(fields: Vec<(u8, String)>) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let length = socket.read_u32().await.unwrap();
+            let mut startup = vec![0; length as usize - 4];
+            socket.read_exact(&mut startup).await.unwrap();
+            let mut body = Vec::new();
+            for (code, value) in fields {
+                body.push(code);
+                body.extend_from_slice(value.as_bytes());
+                body.push(0);
+            }
+            body.push(0);
+            let mut message = vec![b'E'];
+            message.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+            message.extend_from_slice(&body);
+            socket.write_all(&message).await.unwrap();
+            socket.shutdown().await.ok();
+        });
+        port
+    }
+
+    fn fatal(code: &str, message: &str, detail: Option<&str>) -> Vec<(u8, String)> {
+        let mut fields = vec![
+            (b'S', "FATAL".to_string()),
+            (b'V', "FATAL".to_string()),
+            (b'C', code.to_string()),
+            (b'M', message.to_string()),
+        ];
+        if let Some(detail) = detail {
+            fields.push((b'D', detail.to_string()));
+        }
+        fields
+    }
+
+    #[tokio::test]
+    async fn greenplum_rejection_on_the_wire_is_a_live_standby() {
+        let port = refusing_server(fatal(
+            "57M02",
+            "the database system is in recovery mode",
+            Some(GP6_DETAIL),
+        ))
+        .await;
+        let probe = probe(
+            &Endpoint::new("127.0.0.1", port),
+            &settings(Duration::from_secs(5)),
+        )
+        .await;
+        let observation = probe.observation;
+        assert_eq!(observation.state, EndpointState::StandbyInRecovery);
+        assert_eq!(observation.last_replayed, Some(Lsn(0xC000128)));
+        assert_eq!(
+            observation.detail.as_deref(),
+            Some(
+                "57M02: the database system is in recovery mode \
+                 (last replayed record at 0/C000128)"
+            )
+        );
+        assert!(probe.client.is_none());
+    }
+
+    #[tokio::test]
+    async fn authentication_failure_on_the_wire_is_rejecting() {
+        let port = refusing_server(fatal(
+            "28P01",
+            "password authentication failed for user \"gpadmin\"",
+            None,
+        ))
+        .await;
+        let probe = probe(
+            &Endpoint::new("127.0.0.1", port),
+            &settings(Duration::from_secs(5)),
+        )
+        .await;
+        assert_eq!(probe.observation.state, EndpointState::Rejecting);
+        assert_eq!(probe.observation.last_replayed, None);
+        assert!(probe.observation.detail.unwrap().contains("28P01"));
+    }
+
     #[tokio::test]
     async fn refused_connection_is_down() {
         // Bind then drop a listener: the port is free and nothing listens on it.

@@ -179,6 +179,103 @@ pub(crate) fn id(cells: &Cells<'_>, column: &str) -> Result<i16, RowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::Dialect;
+    use proptest::prelude::*;
+
+    const COLUMNS: &[&str] = &[
+        "dbid",
+        "content",
+        "role",
+        "preferred_role",
+        "mode",
+        "status",
+        "port",
+        "hostname",
+        "address",
+        "datadir",
+        "gp_segment_id",
+        "application_name",
+        "state",
+        "sync_state",
+        "sent_location",
+        "write_location",
+        "flush_location",
+        "replay_location",
+        "sent_lsn",
+        "write_lsn",
+        "flush_lsn",
+        "replay_lsn",
+        "write_lag",
+        "flush_lag",
+        "replay_lag",
+        "pg_current_xlog_location",
+        "pg_current_wal_lsn",
+        "coordinator_current",
+        "time",
+        "description",
+        "total_events",
+        "fts_events",
+        "last_change",
+        "phase",
+        "backup_total",
+        "backup_streamed",
+    ];
+
+    /// Values that are sometimes well-formed, so mappings get past their first column.
+    fn value() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            "[0-9]{1,6}".prop_map(Some),
+            "-?[0-9]{1,3}".prop_map(Some),
+            "[psmnucrd]".prop_map(Some),
+            "(streaming|catchup|backup|sync|async|gp_walreceiver)".prop_map(Some),
+            "[0-9A-F]{1,9}/[0-9A-F]{1,9}".prop_map(Some),
+            "2026-11-21 16:0[0-9]:3[0-9](\\.[0-9]{1,6})?\\+0[0-9]".prop_map(Some),
+            "[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?".prop_map(Some),
+            ".*".prop_map(Some),
+        ]
+    }
+
+    fn rows() -> impl Strategy<Value = Vec<RawRow>> {
+        prop::collection::vec(
+            prop::collection::vec((prop::sample::select(COLUMNS), value()), 0..24).prop_map(
+                |cells| {
+                    let mut row = RawRow::new();
+                    for (column, value) in cells {
+                        row.insert(column, value);
+                    }
+                    row
+                },
+            ),
+            0..6,
+        )
+    }
+
+    proptest! {
+        /// Whatever the server sends, mappings answer Ok or Err, never panic.
+        #[test]
+        fn mappings_never_panic(rows in rows()) {
+            let _ = segments::map(&rows);
+            let _ = history::map(&rows);
+            let _ = recovery::map(&rows);
+            for dialect in [Dialect::Gp5, Dialect::Gp6, Dialect::Gp7] {
+                let _ = replication::map(dialect, &rows);
+                let _ = replication::map_current(dialect, &rows);
+                let _ = standby::map(dialect, &rows);
+            }
+        }
+
+        #[test]
+        fn text_parsers_never_panic(text in ".*") {
+            let _ = psql::parse_aligned(&text);
+            let _ = parse_seconds(&text);
+            let _ = crate::endpoint::classify_rejection("57M02", &text, Some(&text));
+            let _ = crate::endpoint::last_replayed_from_detail(&text);
+            let _ = text.parse::<crate::endpoint::Endpoint>();
+            let _ = crate::pgpass::lookup(&text, "h", 1, "d", "u");
+            let _ = text.parse::<crate::lsn::Lsn>();
+        }
+    }
 
     #[test]
     fn seconds_from_numbers_and_intervals() {
