@@ -430,31 +430,133 @@ mod tests {
         }
     }
 
-    /// A one-shot server that reads the startup packet and answers with an ErrorResponse,
-    /// as a Greenplum standby or a refusing server does before any login.
-    async fn refusing_server(fields: Vec<(u8, String)>) -> u16 {
+    /// Reads the startup packet and answers with an ErrorResponse, as a Greenplum standby or
+    /// a refusing server does before any login.
+    async fn refuse<S>(mut stream: S, fields: Vec<(u8, String)>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let length = stream.read_u32().await.unwrap();
+        let mut startup = vec![0; length as usize - 4];
+        stream.read_exact(&mut startup).await.unwrap();
+        let mut body = Vec::new();
+        for (code, value) in fields {
+            body.push(code);
+            body.extend_from_slice(value.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut message = vec![b'E'];
+        message.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        message.extend_from_slice(&body);
+        stream.write_all(&message).await.unwrap();
+        stream.shutdown().await.ok();
+    }
+
+    /// A one-shot plain server that refuses with `fields`.
+    async fn refusing_server(fields: Vec<(u8, String)>) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            refuse(socket, fields).await;
+        });
+        port
+    }
+
+    /// A one-shot server that accepts PostgreSQL's SSLRequest, completes the TLS handshake
+    /// with `cert`, then refuses with `fields`.
+    async fn tls_refusing_server(
+        cert: &rcgen::CertifiedKey<rcgen::KeyPair>,
+        fields: Vec<(u8, String)>,
+    ) -> u16 {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let chain = vec![CertificateDer::from(cert.cert.der().to_vec())];
+        let key = PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
-            let length = socket.read_u32().await.unwrap();
-            let mut startup = vec![0; length as usize - 4];
-            socket.read_exact(&mut startup).await.unwrap();
-            let mut body = Vec::new();
-            for (code, value) in fields {
-                body.push(code);
-                body.extend_from_slice(value.as_bytes());
-                body.push(0);
+            let (_length, _code) = (
+                socket.read_u32().await.unwrap(),
+                socket.read_u32().await.unwrap(),
+            );
+            socket.write_all(b"S").await.unwrap();
+            if let Ok(stream) = acceptor.accept(socket).await {
+                refuse(stream, fields).await;
             }
-            body.push(0);
-            let mut message = vec![b'E'];
-            message.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-            message.extend_from_slice(&body);
-            socket.write_all(&message).await.unwrap();
-            socket.shutdown().await.ok();
         });
         port
+    }
+
+    fn ca_file(cert: &rcgen::CertifiedKey<rcgen::KeyPair>) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), cert.cert.pem()).unwrap();
+        file
+    }
+
+    #[tokio::test]
+    async fn tls_with_the_right_ca_reaches_the_rejection() {
+        let server_cert =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let ca = ca_file(&server_cert);
+        let port = tls_refusing_server(
+            &server_cert,
+            fatal(
+                "57M02",
+                "the database system is in recovery mode",
+                Some(GP6_DETAIL),
+            ),
+        )
+        .await;
+        let mut settings = settings(Duration::from_secs(5));
+        settings.tls = Some(
+            crate::tls::TlsConfig::with_ca(ca.path())
+                .connector()
+                .unwrap(),
+        );
+        let probe = probe(&Endpoint::new("127.0.0.1", port), &settings).await;
+        assert_eq!(
+            probe.observation.state,
+            EndpointState::StandbyInRecovery,
+            "{:?}",
+            probe.observation
+        );
+        assert_eq!(probe.observation.last_replayed, Some(Lsn(0xC000128)));
+    }
+
+    #[tokio::test]
+    async fn tls_with_another_ca_is_rejecting_not_down() {
+        let server_cert =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let ca = ca_file(&other);
+        let port = tls_refusing_server(&server_cert, fatal("57M02", "unreached", None)).await;
+        let mut settings = settings(Duration::from_secs(5));
+        settings.tls = Some(
+            crate::tls::TlsConfig::with_ca(ca.path())
+                .connector()
+                .unwrap(),
+        );
+        let probe = probe(&Endpoint::new("127.0.0.1", port), &settings).await;
+        assert_eq!(
+            probe.observation.state,
+            EndpointState::Rejecting,
+            "{:?}",
+            probe.observation
+        );
+        let detail = probe.observation.detail.unwrap();
+        assert!(detail.contains("certificate"), "{detail}");
     }
 
     fn fatal(code: &str, message: &str, detail: Option<&str>) -> Vec<(u8, String)> {
