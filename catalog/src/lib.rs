@@ -9,6 +9,7 @@
 //! - [`endpoint`]: probing and classifying a coordinator endpoint.
 //! - [`queries`]: SQL per dialect and pure row mappings, one module per source.
 
+pub mod config;
 pub mod endpoint;
 pub mod error;
 pub mod health;
