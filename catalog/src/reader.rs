@@ -68,7 +68,17 @@ const CLIENT_GRACE: Duration = Duration::from_secs(2);
 impl ClusterReader {
     /// Never fails: a bad TLS configuration is reported in every snapshot (and by
     /// [`ClusterReader::request_fts_probe`]) so it is seen where the data would be.
-    pub fn new(config: ReaderConfig) -> Self {
+    pub fn new(mut config: ReaderConfig) -> Self {
+        // Zero would mean "no bound" to PostgreSQL and "fail at once" to a client timer;
+        // neither is what anyone wants from a monitor.
+        if config.connect_timeout.is_zero() {
+            tracing::warn!("connect_timeout of zero replaced by the default");
+            config.connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+        }
+        if config.statement_timeout.is_zero() {
+            tracing::warn!("statement_timeout of zero replaced by the default");
+            config.statement_timeout = DEFAULT_STATEMENT_TIMEOUT;
+        }
         let settings = config.connect_settings().map_err(|e| e.to_string());
         if let Err(error) = &settings {
             tracing::error!(%error, "catalog reader cannot connect with this configuration");
@@ -653,6 +663,16 @@ mod tests {
             .message
             .contains("/nonexistent/ca.pem"));
         assert!(reader.request_fts_probe().await.is_err());
+    }
+
+    #[test]
+    fn zero_timeouts_become_the_defaults() {
+        let mut config = ReaderConfig::new(vec![Endpoint::new("cdw", 5432)], "u", "d");
+        config.connect_timeout = Duration::ZERO;
+        config.statement_timeout = Duration::ZERO;
+        let reader = ClusterReader::new(config);
+        assert_eq!(reader.config().connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(reader.config().statement_timeout, DEFAULT_STATEMENT_TIMEOUT);
     }
 
     #[tokio::test]
