@@ -7,6 +7,9 @@ pub mod bins;
 pub mod exporter;
 pub mod process;
 pub mod prometheus;
+pub mod remediator;
+pub mod scenario;
+pub mod stack;
 
 use std::path::PathBuf;
 

@@ -18,9 +18,24 @@ pub struct ChildGuard {
 }
 
 impl ChildGuard {
-    /// Starts `command` with stdout and stderr appended to `log`.
-    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Result<ChildGuard> {
+    /// Starts `command` with stdout and stderr written to `log` (truncated first).
+    pub fn spawn(name: &str, command: Command, log: &Path) -> Result<ChildGuard> {
         let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        Self::spawn_into(name, command, log, out)
+    }
+
+    /// Starts `command` with stdout and stderr appended to `log` (a restarted service keeps
+    /// its whole story in one file).
+    pub fn spawn_appending(name: &str, command: Command, log: &Path) -> Result<ChildGuard> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        Self::spawn_into(name, command, log, out)
+    }
+
+    fn spawn_into(name: &str, mut command: Command, log: &Path, out: File) -> Result<ChildGuard> {
         let err = out.try_clone()?;
         let child = command
             .stdin(Stdio::null())
