@@ -396,3 +396,77 @@ fn all_actions(stack: &Stack, after_id: i64) -> Result<Vec<Value>> {
     }
     Ok(out)
 }
+
+/// Kill the mirror of content 1 and watch it recovered and resynchronized.
+pub fn mirror_failure(stack: &Stack, story: &mut Story) -> Result<Vec<Value>> {
+    let lab = &stack.lab;
+    wait_healthy(stack, story)?;
+    let last_action = last_action_id(stack)?;
+    let victim = lab
+        .segments()?
+        .into_iter()
+        .find(|s| s.content == 1 && s.role == 'm')
+        .context("content 1 has no mirror")?;
+    story.restart_clock();
+    lab.fail_mirror(1)?;
+    story.say(format!(
+        "killed the mirror of content 1 (dbid {} on {}); writes go on without it",
+        victim.dbid, victim.hostname
+    ));
+    lab.wait_for_catalog("FTS to mark the mirror down", STEP, |rows| {
+        rows.iter()
+            .any(|s| s.dbid == victim.dbid && s.status == 'd')
+    })?;
+    story.say(format!(
+        "FTS marked dbid {} down after its grace period; the primary stopped waiting for it",
+        victim.dbid
+    ));
+    let dbid = victim.dbid.to_string();
+    wait_firing(stack, "GreenplumSegmentDown", |a| {
+        a.label("dbid") == Some(dbid.as_str())
+    })?;
+    story.say(format!("alert GreenplumSegmentDown fired for dbid {dbid}"));
+    let done = wait_action(
+        stack,
+        "recover",
+        last_action,
+        "recover to be verified",
+        |r| r["state"] == "succeeded",
+    )?;
+    story.say(format!(
+        "remediator ran `{}` and verified the mirror up and synchronized",
+        argv(&done)
+    ));
+    wait_healthy(stack, story)?;
+    all_actions(stack, last_action)
+}
+
+/// Stop the standby coordinator and watch it restarted with `gpinitstandby -n`.
+pub fn standby_failure(stack: &Stack, story: &mut Story) -> Result<Vec<Value>> {
+    wait_healthy(stack, story)?;
+    let last_action = last_action_id(stack)?;
+    story.restart_clock();
+    stack.lab.fail_standby()?;
+    story.say("stopped the standby coordinator; its catalog row still says up (it always does)");
+    wait_firing(stack, "GreenplumStandbyNotStreaming", |_| true)?;
+    story.say("alert GreenplumStandbyNotStreaming fired: the coordinator has no gp_walreceiver");
+    let done = wait_action(
+        stack,
+        "start_standby",
+        last_action,
+        "start_standby to be verified",
+        |r| r["state"] == "succeeded",
+    )?;
+    story.say(format!(
+        "remediator ran `{}` and verified the standby streams again",
+        argv(&done)
+    ));
+    wait_for("the standby to stream in Prometheus", STEP, POLL, || {
+        let streaming = stack
+            .prometheus
+            .query(r#"greenplum_standby_replication_state{state="streaming"} == 1"#)?;
+        Ok((!streaming.is_empty()).then_some(()))
+    })?;
+    story.say("Prometheus sees the standby streaming again");
+    all_actions(stack, last_action)
+}

@@ -6,6 +6,9 @@ use anyhow::Result;
 use greenplum_e2e::scenario::{coordinator_failure, primary_failure, Story};
 use greenplum_e2e::stack::{Stack, StackConfig};
 
+/// One whole stack at a time: two on a 2-core machine only slow each other down.
+static ONE_STACK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn config() -> StackConfig {
     StackConfig {
         // Rules keep their expressions; `for:` is divided by 4 (SegmentDown 15 s, preferred
@@ -17,6 +20,7 @@ fn config() -> StackConfig {
 
 #[test]
 fn a_killed_primary_is_recovered_and_rebalanced_without_losing_a_row() -> Result<()> {
+    let _one = ONE_STACK.lock().unwrap_or_else(|e| e.into_inner());
     let stack = Stack::up(&config())?;
     let mut story = Story::new(true);
     let outcome = primary_failure(&stack, &mut story)?;
@@ -55,6 +59,7 @@ fn a_killed_primary_is_recovered_and_rebalanced_without_losing_a_row() -> Result
 
 #[test]
 fn a_killed_coordinator_is_activated_only_after_approval() -> Result<()> {
+    let _one = ONE_STACK.lock().unwrap_or_else(|e| e.into_inner());
     let stack = Stack::up(&config())?;
     let mut story = Story::new(true);
     let old_port = stack.lab.coordinator_port();

@@ -1,0 +1,153 @@
+//! See it heal: starts a lab cluster, greenplum-exporter, greenplum-remediator, a real
+//! Prometheus and a real Alertmanager, injects a fault and narrates what happens until the
+//! cluster is healthy again. The stack then stays up for exploring until Ctrl-C.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Parser, ValueEnum};
+use greenplum_e2e::scenario::{self, Story};
+use greenplum_e2e::stack::{Stack, StackConfig};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Scenario {
+    /// Kill a primary: FTS fails over, the remediator recovers, then rebalances.
+    Primary,
+    /// Kill a mirror: FTS marks it down, the remediator recovers it.
+    Mirror,
+    /// Stop the standby coordinator: the remediator restarts it (`gpinitstandby -n`).
+    Standby,
+    /// Kill the coordinator: the remediator plans `gpactivatestandby` and waits for you.
+    Coordinator,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Start the whole stack on a lab cluster, break it, and watch it heal")]
+struct Args {
+    #[arg(long, value_enum, default_value = "primary")]
+    scenario: Scenario,
+    /// Where the stack keeps its configuration, logs, journal and data.
+    #[arg(long, default_value = "/tmp/greenplum-demo")]
+    dir: PathBuf,
+    /// Divide the alert rules' `for:` durations (1 = the shipped rules exactly).
+    #[arg(long, default_value_t = 4)]
+    rule_speedup: u32,
+    /// Coordinator scenario: approve the activation without waiting for a person.
+    #[arg(long)]
+    auto_approve: bool,
+    /// Stop everything after the story instead of leaving the stack up.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
+    if args.dir.exists() {
+        std::fs::remove_dir_all(&args.dir)?;
+    }
+    println!("Starting a 3-content lab cluster with a standby, the exporter, the remediator,");
+    println!("Prometheus and Alertmanager in {} ...", args.dir.display());
+    let stack = Stack::up(&StackConfig {
+        dir: Some(args.dir.clone()),
+        rule_speedup: args.rule_speedup,
+        ..StackConfig::default()
+    })?;
+    print_urls(&stack);
+    let mut story = Story::new(true);
+    match args.scenario {
+        Scenario::Primary => {
+            let outcome = scenario::primary_failure(&stack, &mut story)?;
+            println!(
+                "\nJournal: {} recover and {} rebalance executed.",
+                outcome.executed("recover").len(),
+                outcome.executed("rebalance").len()
+            );
+        }
+        Scenario::Mirror => {
+            scenario::mirror_failure(&stack, &mut story)?;
+        }
+        Scenario::Standby => {
+            scenario::standby_failure(&stack, &mut story)?;
+        }
+        Scenario::Coordinator => {
+            if !args.auto_approve {
+                println!(
+                    "\nWhen the activation waits for approval, approve it from another shell:\n  \
+                     {} actions list --state awaiting_approval --url http://{} --auth.token-file {}\n  \
+                     {} actions approve ID --reason 'old coordinator host is dead' --url http://{} --auth.token-file {}\n",
+                    remediator_cli(), stack.remediator.address(), stack.remediator.token_file().display(),
+                    remediator_cli(), stack.remediator.address(), stack.remediator.token_file().display(),
+                );
+            }
+            scenario::coordinator_failure(&stack, &mut story, args.auto_approve)?;
+            if !args.auto_approve {
+                wait_for_operator(&stack, &mut story, &stop)?;
+            }
+        }
+    }
+    if args.no_wait {
+        return Ok(());
+    }
+    println!(
+        "\nThe stack stays up for you to explore (URLs above). Press Ctrl-C to stop everything."
+    );
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("Stopping Prometheus, Alertmanager, the remediator, the exporter and the lab ...");
+    drop(stack);
+    Ok(())
+}
+
+fn remediator_cli() -> String {
+    greenplum_e2e::bins::binary("greenplum-remediator")
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "greenplum-remediator".into())
+}
+
+/// Coordinator scenario without --auto-approve: wait until a person approved and the exporter
+/// follows the new coordinator.
+fn wait_for_operator(stack: &Stack, story: &mut Story, stop: &AtomicBool) -> Result<()> {
+    println!("Waiting for your approval (Ctrl-C to give up) ...");
+    let standby = format!("127.0.0.1:{}", stack.lab.standby_port().unwrap_or(0));
+    while !stop.load(Ordering::SeqCst) {
+        if scenario::coordinator_endpoints(stack)? == vec![standby.clone()] {
+            story.say(format!(
+                "approved and activated: the exporter follows the new coordinator {standby}"
+            ));
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    Ok(())
+}
+
+fn print_urls(stack: &Stack) {
+    println!(
+        "\n  Prometheus     {}  (alerts: {}/alerts)",
+        stack.prometheus.url(),
+        stack.prometheus.url()
+    );
+    println!("  Alertmanager   {}", stack.alertmanager.url());
+    println!(
+        "  Exporter       http://{}/metrics",
+        stack.exporter.address()
+    );
+    println!(
+        "  Remediator     http://{}/api/v1/actions  (bearer token in {})",
+        stack.remediator.address(),
+        stack.remediator.token_file().display()
+    );
+    println!(
+        "  Lab            GPLAB_DIR={} (coordinator port {})",
+        stack.lab.dir().display(),
+        stack.lab.coordinator_port()
+    );
+    println!("  Logs, policy, journal: {}\n", stack.dir().display());
+}
