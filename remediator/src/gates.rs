@@ -193,6 +193,17 @@ pub fn cluster_gates(input: &GateInput<'_>) -> Result<(), Refusal> {
             ),
         );
     }
+    // On GP6 a double fault leaves the catalog as it was (FTS cannot act): the only sign is
+    // every dispatching query failing while some content is unprotected. Never act then.
+    if !health.suspected_unavailable_contents.is_empty() {
+        return refuse(
+            Gate::DoubleFault,
+            format!(
+                "contents {:?} are unprotected while every dispatch to the segments fails: a suspected double fault",
+                health.suspected_unavailable_contents
+            ),
+        );
+    }
     blast_radius(input, &health)?;
     if input.action == ActionKind::Rebalance {
         rebalance_gates(input, &health)?;

@@ -169,6 +169,24 @@ pub fn double_fault() -> Snapshot {
     ])
 }
 
+/// GP6 after a double fault: FTS could not act, so the catalog still shows content 0's primary
+/// up (its mirror already down), but every query dispatched to the segments fails.
+pub fn suspected_double_fault() -> Snapshot {
+    let mut snapshot = snapshot(&[
+        COORDINATOR[0],
+        COORDINATOR[1],
+        (2, 0, 'p', 'p', 'n', 'u', "sdw1"),
+        (5, 0, 'm', 'm', 'n', 'd', "sdw2"),
+        (3, 1, 'p', 'p', 's', 'u', "sdw1"),
+        (6, 1, 'm', 'm', 's', 'u', "sdw2"),
+    ]);
+    snapshot.mirrors = Err(greenplum_catalog::SourceError {
+        source: greenplum_catalog::Source::Replication,
+        message: "ERROR: failed to acquire resources on one or more segments (SQLSTATE 58M01) DETAIL: FTS detected one or more segments are down".into(),
+    });
+    snapshot
+}
+
 /// No coordinator answers; the standby is alive in recovery.
 pub fn coordinator_down() -> Snapshot {
     let mut snapshot = Snapshot::without_coordinator(

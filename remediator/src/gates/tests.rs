@@ -76,6 +76,13 @@ fn cluster_gates_over_table_driven_snapshots() {
             Some(Gate::DoubleFault),
         ),
         (
+            "suspected double fault (catalog unchanged, dispatch failing)",
+            suspected_double_fault(),
+            ActionKind::Recover,
+            none,
+            Some(Gate::DoubleFault),
+        ),
+        (
             "two writable",
             two_coordinators,
             ActionKind::Recover,

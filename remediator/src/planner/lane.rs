@@ -102,6 +102,10 @@ impl Lane {
         if let Err(e) = self.reattach().await {
             self.log_error(&e);
         }
+        // Know the cluster before the first alert: after a coordinator dies it is too late to
+        // learn whether the standby was streaming in sync.
+        self.read().await;
+        self.spawn_watch();
         while let Some(msg) = rx.recv().await {
             let result = match msg {
                 LaneMsg::Event(event) => self.on_new_event(event).await,
@@ -117,11 +121,33 @@ impl Lane {
                 }
                 LaneMsg::Execute(id) => self.execute(id, true).await,
                 LaneMsg::Tick => self.tick().await,
+                LaneMsg::Watch => {
+                    self.read().await;
+                    Ok(())
+                }
             };
             if let Err(e) = result {
                 self.log_error(&e);
             }
         }
+    }
+
+    fn spawn_watch(&self) {
+        let tx = self.tx.clone();
+        let every = self
+            .policy
+            .settings
+            .watch_interval
+            .0
+            .max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if tx.send(LaneMsg::Watch).is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     fn log_error(&self, e: &LaneError) {

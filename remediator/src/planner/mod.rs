@@ -46,6 +46,8 @@ pub(crate) enum LaneMsg {
     },
     Execute(i64),
     Tick,
+    /// A catalog read without any alert (see `Settings::watch_interval`).
+    Watch,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -292,6 +292,15 @@ pub struct Settings {
     pub verify_sync_deadline: PolicyDuration,
     #[serde(default = "default_poll")]
     pub verify_poll_interval: PolicyDuration,
+    /// How often each lane reads its cluster without any alert, so that it remembers what
+    /// `activate_standby` must prove: the standby was last seen streaming in sync, and the
+    /// coordinator has been unreachable on consecutive checks.
+    #[serde(default = "default_watch")]
+    pub watch_interval: PolicyDuration,
+}
+
+fn default_watch() -> PolicyDuration {
+    PolicyDuration(std::time::Duration::from_secs(15))
 }
 
 fn default_cluster_label() -> String {
@@ -318,6 +327,7 @@ impl Default for Settings {
             verify_up_deadline: default_up_deadline(),
             verify_sync_deadline: default_sync_deadline(),
             verify_poll_interval: default_poll(),
+            watch_interval: default_watch(),
         }
     }
 }

@@ -321,7 +321,7 @@ pub fn coordinator_failure(
             new_coordinator: String::new(),
         });
     }
-    let out = stack.remediator.cli(&[
+    stack.remediator.cli(&[
         "actions",
         "approve",
         &id.to_string(),

@@ -212,6 +212,7 @@ settings:
   verify_up_deadline: 3m
   verify_sync_deadline: 10m
   verify_poll_interval: 1s
+  watch_interval: 2s
 "#,
         path = var("PATH")?,
         datadir = var("COORDINATOR_DATA_DIRECTORY")?,
