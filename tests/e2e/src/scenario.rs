@@ -329,8 +329,7 @@ pub fn coordinator_failure(
         "coordinator host confirmed dead by the on-call",
     ])?;
     story.say(format!(
-        "operator approved action {id} with the CLI: {}",
-        out.trim()
+        "operator approved action {id}: `greenplum-remediator actions approve {id} --reason ...`"
     ));
 
     wait_action(
