@@ -86,6 +86,22 @@ def rules_opting_in():
                        f"{rule['alert']} has a severity")
 
 
+def check_example_policy():
+    """Each rule of the example policy matches an alert that exists and opts into its action."""
+    policy = ALERTS.parent / "remediator" / "examples" / "policy.yml"
+    alerts = {}
+    for path in rule_files():
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                alerts[rule["alert"]] = rule.get("labels", {}).get("remediation")
+    for rule in yaml.safe_load(policy.read_text())["rules"]:
+        name = rule["match"]["alertname"]
+        record(name in alerts, f"policy rule {rule['name']}: alert {name} exists")
+        record(alerts.get(name) == rule["action"],
+               f"policy rule {rule['name']}: {name} opts into {rule['action']}",
+               f"the alert's remediation label is {alerts.get(name)!r}")
+
+
 def known(name, families):
     if name in families:
         return True
@@ -111,6 +127,7 @@ def main():
     check_promtool()
     check_alertmanager()
     rules_opting_in()
+    check_example_policy()
     if args.metrics:
         check_metric_names(args.metrics)
     failed = results.count(False)
