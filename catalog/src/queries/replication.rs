@@ -16,14 +16,14 @@ use super::{id, Cells, RawRow, RowError};
 use crate::lsn::Lsn;
 use crate::snapshot::{Dialect, MirrorReplication, ReplicationState, SyncState, WalSender};
 
-const GP6: &str = "SELECT gp_segment_id::text AS gp_segment_id, \
+const GP6: &str = "SELECT gp_segment_id::text AS gp_segment_id, pid::text AS pid, \
     application_name::text AS application_name, state::text AS state, \
     sync_state::text AS sync_state, sent_location::text AS sent_location, \
     write_location::text AS write_location, flush_location::text AS flush_location, \
     replay_location::text AS replay_location \
     FROM gp_stat_replication WHERE gp_segment_id >= 0 ORDER BY gp_segment_id";
 
-const GP7: &str = "SELECT gp_segment_id::text AS gp_segment_id, \
+const GP7: &str = "SELECT gp_segment_id::text AS gp_segment_id, pid::text AS pid, \
     application_name::text AS application_name, state::text AS state, \
     sync_state::text AS sync_state, sent_lsn::text AS sent_lsn, write_lsn::text AS write_lsn, \
     flush_lsn::text AS flush_lsn, replay_lsn::text AS replay_lsn, \
@@ -68,12 +68,22 @@ fn lsn_columns(dialect: Dialect) -> [&'static str; 4] {
     }
 }
 
+/// PostgreSQL shows a walsender's pid to everyone but its state and positions only to a
+/// superuser (9.4, GP6) or to members of `pg_read_all_stats`/`pg_monitor` (10+, GP7).
+pub(crate) const DETAILS_HIDDEN: &str = "walsender details are hidden from this role (pid set, \
+    state NULL): on GP6 connect as a superuser, on GP7 grant pg_monitor";
+
 /// One walsender row; `None` when the row is the NULL placeholder of a disconnected replica.
 pub(crate) fn walsender(
     dialect: Dialect,
     cells: &Cells<'_>,
 ) -> Result<Option<WalSender>, RowError> {
     let Some(state_text) = cells.opt("state") else {
+        // A walsender whose details are hidden from us is not a disconnected mirror: saying
+        // so would page someone for nothing. Fail the source with the reason instead.
+        if cells.opt("pid").is_some() {
+            return Err(RowError::Malformed(DETAILS_HIDDEN.into()));
+        }
         return Ok(None);
     };
     let state = ReplicationState::from_walsender(state_text.trim()).ok_or_else(|| {
@@ -173,6 +183,26 @@ mod tests {
 
     fn gp6(text: &str) -> Vec<MirrorReplication> {
         map(Dialect::Gp6, &rows(text)).unwrap()
+    }
+
+    #[test]
+    fn hidden_walsender_details_fail_the_source_instead_of_saying_disconnected() {
+        let hidden = RawRow::from_pairs([
+            ("gp_segment_id", Some("0")),
+            ("pid", Some("14751")),
+            ("application_name", Some("gp_walreceiver")),
+            ("state", None),
+        ]);
+        let error = map(Dialect::Gp6, &[hidden]).unwrap_err().to_string();
+        assert!(
+            error.contains("superuser") && error.contains("pg_monitor"),
+            "{error}"
+        );
+
+        let disconnected =
+            RawRow::from_pairs([("gp_segment_id", Some("0")), ("pid", None), ("state", None)]);
+        let mirrors = map(Dialect::Gp6, &[disconnected]).unwrap();
+        assert_eq!(mirrors[0].state(), ReplicationState::Disconnected);
     }
 
     #[test]

@@ -12,16 +12,16 @@ use crate::snapshot::{Dialect, ReplicationState, StandbyReplication};
 /// GP5's standby also replicates by walsender and shares the 8.3/9.4 names.
 const GP5_GP6: &str = "SELECT cur.lsn AS coordinator_current, r.* FROM \
     (SELECT pg_current_xlog_location()::text AS lsn) cur LEFT JOIN \
-    (SELECT application_name::text AS application_name, state::text AS state, \
-    sync_state::text AS sync_state, sent_location::text AS sent_location, \
+    (SELECT pid::text AS pid, application_name::text AS application_name, \
+    state::text AS state, sync_state::text AS sync_state, sent_location::text AS sent_location, \
     write_location::text AS write_location, flush_location::text AS flush_location, \
     replay_location::text AS replay_location \
     FROM pg_stat_replication WHERE application_name = 'gp_walreceiver') r ON true";
 
 const GP7: &str = "SELECT cur.lsn AS coordinator_current, r.* FROM \
     (SELECT pg_current_wal_lsn()::text AS lsn) cur LEFT JOIN \
-    (SELECT application_name::text AS application_name, state::text AS state, \
-    sync_state::text AS sync_state, sent_lsn::text AS sent_lsn, write_lsn::text AS write_lsn, \
+    (SELECT pid::text AS pid, application_name::text AS application_name, \
+    state::text AS state, sync_state::text AS sync_state, sent_lsn::text AS sent_lsn, write_lsn::text AS write_lsn, \
     flush_lsn::text AS flush_lsn, replay_lsn::text AS replay_lsn, \
     EXTRACT(EPOCH FROM write_lag)::text AS write_lag, \
     EXTRACT(EPOCH FROM flush_lag)::text AS flush_lag, \
