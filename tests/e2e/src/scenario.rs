@@ -262,12 +262,76 @@ pub fn primary_failure(stack: &Stack, story: &mut Story) -> Result<HealOutcome> 
         }
     ));
     let actions = all_actions(stack, last_action)?;
+    for line in breakdown(story, &actions) {
+        story.say(line);
+    }
     Ok(HealOutcome {
         failed_dbid: victim.dbid,
         checksum_before: format!("{}/{}", checksum_before.digest, checksum_before.rows),
         checksum_after: format!("{}/{}", checksum_after.digest, checksum_after.rows),
         actions,
     })
+}
+
+fn timestamp(value: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    value.as_str()?.parse().ok()
+}
+
+/// Seconds between two journal timestamps of one action.
+fn span(from: &Value, to: &Value) -> Option<f64> {
+    Some((timestamp(to)? - timestamp(from)?).num_milliseconds() as f64 / 1000.0)
+}
+
+/// Where the time to heal went, from the story's observations and the journal's timestamps.
+pub fn breakdown(story: &Story, actions: &[Value]) -> Vec<String> {
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    let at = |prefix: &str| story.at(prefix).map(|d| d.as_secs_f64());
+    if let (Some(failover), Some(fired)) = (at("FTS failed over"), at("alert GreenplumSegmentDown"))
+    {
+        rows.push(("FTS detection and failover".into(), failover));
+        rows.push((
+            "alert `for`, scrape and evaluation".into(),
+            fired - failover,
+        ));
+    }
+    for kind in ["recover", "rebalance"] {
+        let Some(action) = actions
+            .iter()
+            .find(|a| a["action"] == kind && !a["execution"].is_null())
+        else {
+            continue;
+        };
+        let started = &action["execution"]["started_at"];
+        let finished = &action["result"]["finished_at"];
+        if let Some(s) = span(&action["created_at"], started) {
+            rows.push((format!("{kind}: remediator, plan to command"), s));
+        }
+        if let Some(s) = span(started, finished) {
+            rows.push((format!("{kind}: gprecoverseg ran"), s));
+        }
+        let verified = action["history"]
+            .as_array()
+            .and_then(|h| h.iter().find(|c| c["state"] == "succeeded"))
+            .map(|c| &c["at"]);
+        if let Some(s) = verified.and_then(|v| span(finished, v)) {
+            rows.push((format!("{kind}: resync and verification"), s));
+        }
+    }
+    if let (Some(recovered), Some(fired)) = (
+        at("remediator verified"),
+        at("alert GreenplumSegmentsNotInPreferredRole"),
+    ) {
+        rows.push((
+            "preferred-role alert `for` after the resync".into(),
+            fired - recovered,
+        ));
+    }
+    let mut lines = vec!["time to heal, broken down:".to_string()];
+    lines.extend(
+        rows.iter()
+            .map(|(what, seconds)| format!("  {what:<46}{seconds:>8.3} s")),
+    );
+    lines
 }
 
 /// What the coordinator-failure story observed.
