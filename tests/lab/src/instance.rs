@@ -92,7 +92,17 @@ pub fn basebackup(inst: &Instance, source_port: u16) -> Result<()> {
 
 /// Brings a stopped former primary back as a replica of `source_port` with `pg_rewind`
 /// (incremental recovery).
-pub fn rewind(inst: &Instance, source_port: u16) -> Result<()> {
+///
+/// Returns `false` when no rewind was needed: a killed mirror was never promoted, so it has no
+/// history of its own and simply resumes streaming (what Greenplum prints as "no rewind
+/// required"). Crash-recovering such a replica as a primary would write an end-of-recovery
+/// checkpoint the primary never had, on the same timeline, which pg_rewind cannot see and on
+/// which streaming then stalls for ever ("invalid resource manager ID").
+pub fn rewind(inst: &Instance, source_port: u16) -> Result<bool> {
+    if stopped_in_recovery(inst)? {
+        resume_replica(inst, source_port)?;
+        return Ok(false);
+    }
     // A just-promoted source still has its old timeline in pg_control until its first
     // checkpoint, and pg_rewind would then pick a wrong divergence point.
     conn::connect(source_port)?
@@ -117,6 +127,45 @@ pub fn rewind(inst: &Instance, source_port: u16) -> Result<()> {
     write_instance_conf(inst)?;
     // pg_rewind copies the source's standby.signal-free state; -R adds standby.signal, but
     // make sure of it: without it the server would start as a second primary.
+    let signal = inst.datadir.join("standby.signal");
+    if !signal.exists() {
+        write_server_file(&signal, "")?;
+    }
+    Ok(true)
+}
+
+/// Whether pg_control says the server was a replica when it stopped (killed or shut down).
+fn stopped_in_recovery(inst: &Instance) -> Result<bool> {
+    let mut cmd = process::pg_command("pg_controldata")?;
+    cmd.arg(&inst.datadir);
+    let out = process::run(cmd)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let state = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Database cluster state:"))
+        .map(str::trim)
+        .unwrap_or("");
+    Ok(matches!(
+        state,
+        "in archive recovery" | "shut down in recovery"
+    ))
+}
+
+/// Makes a stopped replica stream from `source_port` again, keeping its data as it is.
+fn resume_replica(inst: &Instance, source_port: u16) -> Result<()> {
+    let auto = inst.datadir.join("postgresql.auto.conf");
+    let text = fs::read_to_string(&auto).unwrap_or_default();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("primary_conninfo"))
+        .map(str::to_string)
+        .collect();
+    lines.push(format!(
+        "primary_conninfo = '{}'",
+        replication_conninfo(source_port).replace('\'', "''")
+    ));
+    write_server_file(&auto, &(lines.join("\n") + "\n"))?;
+    write_instance_conf(inst)?;
     let signal = inst.datadir.join("standby.signal");
     if !signal.exists() {
         write_server_file(&signal, "")?;

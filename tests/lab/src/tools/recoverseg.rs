@@ -292,12 +292,17 @@ fn recover(
             return invalid(format!("content {} has no acting primary", r.content));
         };
         let target = state.instance(r.dbid)?;
-        if full {
+        let rewound = if full {
             instance::basebackup(target, source.port)?;
+            true
         } else {
-            instance::rewind(target, source.port)?;
+            instance::rewind(target, source.port)?
+        };
+        if rewound {
+            println!("{} (dbid {}): Done!", r.hostname, r.dbid);
+        } else {
+            println!("{} (dbid {}): no rewind required", r.hostname, r.dbid);
         }
-        println!("{} (dbid {}): Done!", r.hostname, r.dbid);
         instance::start(dir, target)?;
     }
     {
