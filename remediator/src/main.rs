@@ -12,10 +12,10 @@ use serde_json::json;
 use greenplum_remediator::auth::{read_secret, Authenticator};
 use greenplum_remediator::backends::RealBackends;
 use greenplum_remediator::http::{self, AppState, DEFAULT_BODY_LIMIT};
-use greenplum_remediator::journal::{Journal, SqliteJournal};
+use greenplum_remediator::journal::{Journal, PostgresJournal, SqliteJournal};
 use greenplum_remediator::metrics::Metrics;
 use greenplum_remediator::planner::{self, PlannerConfig};
-use greenplum_remediator::policy::Policy;
+use greenplum_remediator::policy::{Policy, PolicyDuration};
 
 #[derive(Parser)]
 #[command(
@@ -114,6 +114,20 @@ struct ServeArgs {
         default_value = "/var/lib/greenplum-remediator/journal.db"
     )]
     journal: PathBuf,
+    /// A PostgreSQL journal shared by replicas (`postgres://USER@HOST:PORT/DB`, or libpq
+    /// key=value), instead of `--journal.path`. No password here (argv is public): it comes
+    /// from --journal.password-file or GREENPLUM_REMEDIATOR_JOURNAL_PASSWORD.
+    #[arg(long = "journal.url", env = "GREENPLUM_REMEDIATOR_JOURNAL_URL")]
+    journal_url: Option<String>,
+    #[arg(
+        long = "journal.password-file",
+        env = "GREENPLUM_REMEDIATOR_JOURNAL_PASSWORD_FILE"
+    )]
+    journal_password_file: Option<PathBuf>,
+    /// How often undecided events are re-read from the journal (work left by a restart or
+    /// received by another replica) and approvals expired.
+    #[arg(long = "planner.sweep-interval", default_value = "30s", value_parser = parse_duration)]
+    sweep_interval: Duration,
     /// Where command output is written while it runs (default: `runs/` next to the journal).
     #[arg(long = "run-dir")]
     run_dir: Option<PathBuf>,
@@ -218,6 +232,47 @@ fn authenticator(args: &AuthArgs) -> Result<Authenticator> {
     Ok(auth)
 }
 
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    PolicyDuration::parse(text).map(|d| d.0)
+}
+
+/// Environment variable holding the PostgreSQL journal's password (never a flag).
+const JOURNAL_PASSWORD_ENV: &str = "GREENPLUM_REMEDIATOR_JOURNAL_PASSWORD";
+
+fn open_journal(args: &ServeArgs) -> Result<Arc<dyn Journal>> {
+    let Some(url) = &args.journal_url else {
+        if let Some(dir) = args.journal.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("create journal directory {}", dir.display()))?;
+        }
+        let journal = SqliteJournal::open(&args.journal)
+            .with_context(|| format!("open journal {}", args.journal.display()))?;
+        return Ok(Arc::new(journal));
+    };
+    let mut config: postgres::Config = url
+        .parse()
+        .context("--journal.url is not a PostgreSQL connection string")?;
+    if config.get_password().is_some() {
+        bail!(
+            "--journal.url holds a password, and the command line is visible to every user: \
+             give it with --journal.password-file or {JOURNAL_PASSWORD_ENV}"
+        );
+    }
+    let password = match (
+        &args.journal_password_file,
+        std::env::var(JOURNAL_PASSWORD_ENV),
+    ) {
+        (Some(path), _) => Some(read_secret(path)?),
+        (None, Ok(value)) if !value.is_empty() => Some(value.into_bytes()),
+        _ => None,
+    };
+    if let Some(password) = password {
+        config.password(password);
+    }
+    let journal = PostgresJournal::connect(config).context("open the PostgreSQL journal")?;
+    Ok(Arc::new(journal))
+}
+
 fn serve(args: ServeArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -234,14 +289,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             args.listen
         );
     }
-    if let Some(dir) = args.journal.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("create journal directory {}", dir.display()))?;
-    }
-    let journal: Arc<dyn Journal> = Arc::new(
-        SqliteJournal::open(&args.journal)
-            .with_context(|| format!("open journal {}", args.journal.display()))?,
-    );
+    let journal = open_journal(&args)?;
     let metrics = Arc::new(Metrics::new(&args.revision));
     metrics
         .paused
@@ -259,7 +307,7 @@ fn serve(args: ServeArgs) -> Result<()> {
                 metrics: metrics.clone(),
                 policy,
                 run_dir,
-                sweep_interval: Duration::from_secs(30),
+                sweep_interval: args.sweep_interval,
             },
             backends,
         );

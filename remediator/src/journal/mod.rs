@@ -8,6 +8,7 @@
 //! The trait is synchronous and object safe so that a PostgreSQL implementation (several
 //! replicas, one advisory lock per cluster lane) fits behind it as well as SQLite.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::actions::ActionKind;
 use crate::alert::{Alert, AlertStatus};
 
+pub use self::postgres::PostgresJournal;
 pub use sqlite::SqliteJournal;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,12 @@ pub enum JournalError {
         what: &'static str,
         #[source]
         source: rusqlite::Error,
+    },
+    #[error("journal database failed during {what}: {source}")]
+    Postgres {
+        what: &'static str,
+        #[source]
+        source: ::postgres::Error,
     },
     #[error("journal holds a record it cannot read ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },

@@ -35,6 +35,9 @@ type LaneResult<T> = Result<T, LaneError>;
 /// How often a re-attached command's pid is polled.
 const REATTACH_POLL: Duration = Duration::from_secs(1);
 
+/// How often a standby replica tries to take a lane over.
+const LANE_RETRY: Duration = Duration::from_secs(1);
+
 pub(super) struct Lane {
     cluster: Cluster,
     policy: Arc<Policy>,
@@ -56,6 +59,13 @@ fn change(state: ActionState, detail: serde_json::Value) -> StateChange {
         state,
         detail,
     }
+}
+
+fn approved_by_person(record: &ActionRecord) -> bool {
+    record
+        .approvals
+        .iter()
+        .any(|a| a.decision == ApprovalDecision::Approve)
 }
 
 fn intent(cluster: &str, action: ActionKind, targets: &[i16]) -> String {
@@ -88,47 +98,109 @@ impl Lane {
     }
 
     pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<LaneMsg>) {
-        match self.journal.try_acquire_lane(&self.cluster.name) {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::info!(cluster = %self.cluster.name, "another replica runs this lane");
+        let mut watching = false;
+        loop {
+            if !self.acquire(&mut rx).await {
                 return;
+            }
+            if let Err(e) = self.reattach().await {
+                self.log_error(&e);
+            }
+            // Know the cluster before the first alert: after a coordinator dies it is too
+            // late to learn whether the standby was streaming in sync.
+            self.read().await;
+            if !watching {
+                self.spawn_watch();
+                watching = true;
+            }
+            loop {
+                let Some(msg) = rx.recv().await else {
+                    return;
+                };
+                if matches!(msg, LaneMsg::Tick) && !self.still_owner() {
+                    break;
+                }
+                self.handle(msg).await;
+            }
+        }
+    }
+
+    /// Waits until this replica may run the lane (always at once with a one-process
+    /// journal). Meanwhile the owner does the work from the shared journal: events are left
+    /// to its sweeps, and decisions are journalled here for its tick to execute. False when
+    /// the planner shuts down.
+    async fn acquire(&mut self, rx: &mut mpsc::UnboundedReceiver<LaneMsg>) -> bool {
+        let mut announced = false;
+        loop {
+            match self.journal.try_acquire_lane(&self.cluster.name) {
+                Ok(true) => {
+                    if announced {
+                        tracing::info!(cluster = %self.cluster.name, "took over the lane");
+                    }
+                    return true;
+                }
+                Ok(false) if !announced => {
+                    announced = true;
+                    tracing::info!(cluster = %self.cluster.name, "another replica runs this lane; standing by");
+                }
+                Ok(false) => {}
+                Err(e) => self.journal_error(&e),
+            }
+            let retry = tokio::time::sleep(LANE_RETRY);
+            tokio::pin!(retry);
+            loop {
+                tokio::select! {
+                    _ = &mut retry => break,
+                    msg = rx.recv() => match msg {
+                        None => return false,
+                        Some(LaneMsg::Decide { id, approval, reply }) => {
+                            let _ = reply.send(self.decide(id, approval));
+                        }
+                        // The owner plans these from the shared journal.
+                        Some(_) => {}
+                    },
+                }
+            }
+        }
+    }
+
+    /// Whether the lane is still ours (a shared journal may have lost its lock session).
+    fn still_owner(&self) -> bool {
+        match self.journal.try_acquire_lane(&self.cluster.name) {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!(cluster = %self.cluster.name, "lost the lane to another replica; standing by");
+                false
             }
             Err(e) => {
                 self.journal_error(&e);
-                return;
+                false
             }
         }
-        if let Err(e) = self.reattach().await {
+    }
+
+    async fn handle(&mut self, msg: LaneMsg) {
+        let result = match msg {
+            LaneMsg::Event(event) => self.on_new_event(event).await,
+            LaneMsg::Delayed(event) => self.on_event(event).await,
+            LaneMsg::Decide {
+                id,
+                approval,
+                reply,
+            } => {
+                let answer = self.decide(id, approval);
+                let _ = reply.send(answer);
+                Ok(())
+            }
+            LaneMsg::Execute(id) => self.execute(id, true).await,
+            LaneMsg::Tick => self.tick().await,
+            LaneMsg::Watch => {
+                self.read().await;
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
             self.log_error(&e);
-        }
-        // Know the cluster before the first alert: after a coordinator dies it is too late to
-        // learn whether the standby was streaming in sync.
-        self.read().await;
-        self.spawn_watch();
-        while let Some(msg) = rx.recv().await {
-            let result = match msg {
-                LaneMsg::Event(event) => self.on_new_event(event).await,
-                LaneMsg::Delayed(event) => self.on_event(event).await,
-                LaneMsg::Decide {
-                    id,
-                    approval,
-                    reply,
-                } => {
-                    let answer = self.decide(id, approval);
-                    let _ = reply.send(answer);
-                    Ok(())
-                }
-                LaneMsg::Execute(id) => self.execute(id, true).await,
-                LaneMsg::Tick => self.tick().await,
-                LaneMsg::Watch => {
-                    self.read().await;
-                    Ok(())
-                }
-            };
-            if let Err(e) = result {
-                self.log_error(&e);
-            }
         }
     }
 
@@ -573,6 +645,10 @@ impl Lane {
         if let Err(refusal) = gated {
             return self.transition(id, action, ActionState::Refused, json!(refusal));
         }
+        if !self.still_owner() {
+            // Left approved: the replica that holds the lane runs it from its tick.
+            return Ok(());
+        }
         // Journalled before the spawn: after a crash here the action is verified, never
         // started a second time.
         self.transition(
@@ -795,11 +871,7 @@ impl Lane {
             tracing::info!(cluster = %self.cluster.name, id, state = record.state.as_str(), "resuming an action after restart");
             match record.state {
                 ActionState::Approved => {
-                    let by_person = record
-                        .approvals
-                        .iter()
-                        .any(|a| a.decision == ApprovalDecision::Approve);
-                    self.execute(id, by_person).await?;
+                    self.execute(id, approved_by_person(&record)).await?;
                 }
                 ActionState::Running => self.resume_running(record).await?,
                 ActionState::Verifying => {
@@ -863,6 +935,16 @@ impl Lane {
                     ActionState::Expired,
                     json!({"why": "no decision before the approval expired"}),
                 )?;
+            }
+        }
+        // Approvals journalled by another replica (or before a restart) run here.
+        for summary in self.journal.actions(Some(ActionState::Approved))? {
+            if summary.cluster != self.cluster.name {
+                continue;
+            }
+            if let Some(record) = self.journal.action(summary.id)? {
+                self.execute(summary.id, approved_by_person(&record))
+                    .await?;
             }
         }
         self.update_gauges()
