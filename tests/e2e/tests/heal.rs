@@ -3,7 +3,9 @@
 //! assertions.
 
 use anyhow::Result;
-use greenplum_e2e::scenario::{coordinator_failure, primary_failure, Story};
+use greenplum_e2e::scenario::{
+    coordinator_failure, mirror_failure, primary_failure, standby_failure, Story,
+};
 use greenplum_e2e::stack::{Stack, StackConfig};
 
 /// One whole stack at a time: two on a 2-core machine only slow each other down.
@@ -87,6 +89,41 @@ fn a_killed_coordinator_is_activated_only_after_approval() -> Result<()> {
     assert_eq!(
         gplab::conn::probe(old_port, std::time::Duration::from_secs(2)),
         gplab::conn::Probe::Down
+    );
+    Ok(())
+}
+
+#[test]
+fn a_killed_mirror_is_recovered_incrementally() -> Result<()> {
+    let _one = ONE_STACK.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::up(&config())?;
+    let mut story = Story::new(true);
+    let actions = mirror_failure(&stack, &mut story)?;
+    let ran: Vec<_> = actions
+        .iter()
+        .filter(|a| !a["execution"].is_null())
+        .collect();
+    assert_eq!(ran.len(), 1, "{actions:#?}");
+    assert_eq!(ran[0]["action"], "recover");
+    assert_eq!(ran[0]["state"], "succeeded");
+    Ok(())
+}
+
+#[test]
+fn a_stopped_standby_is_restarted() -> Result<()> {
+    let _one = ONE_STACK.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::up(&config())?;
+    let mut story = Story::new(true);
+    let actions = standby_failure(&stack, &mut story)?;
+    let ran: Vec<_> = actions
+        .iter()
+        .filter(|a| !a["execution"].is_null())
+        .collect();
+    assert_eq!(ran.len(), 1, "{actions:#?}");
+    assert_eq!(ran[0]["action"], "start_standby");
+    assert_eq!(
+        ran[0]["argv"],
+        serde_json::json!(["gpinitstandby", "-n", "-a"])
     );
     Ok(())
 }
