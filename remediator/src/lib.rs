@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod planner;
 pub mod policy;
 pub mod source;
+pub mod tls;
 pub mod verify;
 pub mod webhook;
 

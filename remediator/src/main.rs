@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use axum_server::tls_rustls::RustlsConfig;
 use greenplum_remediator::auth::{read_secret, Authenticator};
 use greenplum_remediator::backends::RealBackends;
 use greenplum_remediator::http::{self, AppState, DEFAULT_BODY_LIMIT};
@@ -16,6 +17,7 @@ use greenplum_remediator::journal::{Journal, PostgresJournal, SqliteJournal};
 use greenplum_remediator::metrics::Metrics;
 use greenplum_remediator::planner::{self, PlannerConfig};
 use greenplum_remediator::policy::{Policy, PolicyDuration};
+use greenplum_remediator::tls::{self, TlsFiles};
 
 #[derive(Parser)]
 #[command(
@@ -31,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Receive Alertmanager webhooks and act on them.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a policy file; errors name their line.
     CheckPolicy { file: PathBuf },
     /// Inspect, approve or reject actions (through the API).
@@ -135,6 +137,8 @@ struct ServeArgs {
     body_limit: usize,
     #[command(flatten)]
     auth: AuthArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Serve a non-loopback address without authentication (never in production).
     #[arg(long = "insecure-no-auth")]
     insecure_no_auth: bool,
@@ -145,6 +149,36 @@ struct ServeArgs {
         default_value = "unknown"
     )]
     revision: String,
+}
+
+#[derive(Args)]
+struct TlsArgs {
+    /// Serve HTTPS with this PEM certificate chain (with --web.tls-key-file).
+    #[arg(long = "web.tls-cert-file")]
+    cert: Option<PathBuf>,
+    #[arg(long = "web.tls-key-file")]
+    key: Option<PathBuf>,
+    /// Require client certificates signed by these CAs (mTLS); a verified client is
+    /// authenticated.
+    #[arg(long = "web.tls-client-ca-file")]
+    client_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn files(&self) -> Result<Option<TlsFiles>> {
+        match (&self.cert, &self.key, &self.client_ca) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), client_ca) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: client_ca.clone(),
+            })),
+            (None, None, Some(_)) => {
+                bail!("--web.tls-client-ca-file needs --web.tls-cert-file and --web.tls-key-file")
+            }
+            _ => bail!("--web.tls-cert-file and --web.tls-key-file go together"),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -176,7 +210,7 @@ struct ClientArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::CheckPolicy { file } => check_policy(&file),
         Command::ListMetrics => list_metrics(),
         Command::Actions { command } => actions(command),
@@ -281,11 +315,19 @@ fn serve(args: ServeArgs) -> Result<()> {
         )
         .init();
     let policy = Arc::new(Policy::load(&args.policy)?);
-    let auth = authenticator(&args.auth)?;
+    let mut auth = authenticator(&args.auth)?;
+    let tls = match args.tls.files()? {
+        Some(files) => Some(tls::server_config(&files).context("configure TLS")?),
+        None => None,
+    };
+    let mtls = args.tls.client_ca.is_some();
+    if mtls {
+        auth = auth.with_mtls();
+    }
     if !auth.is_configured() && !args.listen.ip().is_loopback() && !args.insecure_no_auth {
         bail!(
-            "refusing to serve {} without authentication: give --auth.token-file or basic auth, \
-             or --insecure-no-auth",
+            "refusing to serve {} without authentication: give --auth.token-file, basic auth \
+             or --web.tls-client-ca-file (mTLS), or --insecure-no-auth",
             args.listen
         );
     }
@@ -315,21 +357,47 @@ fn serve(args: ServeArgs) -> Result<()> {
             journal,
             metrics,
             auth,
-            mtls: false,
+            mtls,
             body_limit: args.body_limit,
             planner: Some(handle),
         });
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("listen on {}", args.listen))?;
-        tracing::info!(address = %args.listen, "greenplum-remediator listening");
-        axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("serve HTTP")
+        let router = http::router(state);
+        match tls {
+            Some(config) => serve_tls(args.listen, config, router, mtls).await,
+            None => {
+                let listener = tokio::net::TcpListener::bind(args.listen)
+                    .await
+                    .with_context(|| format!("listen on {}", args.listen))?;
+                tracing::info!(address = %args.listen, "greenplum-remediator listening");
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async {
+                        let _ = tokio::signal::ctrl_c().await;
+                    })
+                    .await
+                    .context("serve HTTP")
+            }
+        }
     })
+}
+
+async fn serve_tls(
+    address: SocketAddr,
+    config: rustls::ServerConfig,
+    router: axum::Router,
+    mtls: bool,
+) -> Result<()> {
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    tracing::info!(address = %address, mtls, "greenplum-remediator listening (TLS)");
+    axum_server::bind_rustls(address, RustlsConfig::from_config(Arc::new(config)))
+        .handle(handle)
+        .serve(router.into_make_service())
+        .await
+        .with_context(|| format!("serve HTTPS on {address}"))
 }
 
 fn client_agent(client: &ClientArgs) -> Result<(ureq::Agent, Option<String>)> {
