@@ -82,6 +82,15 @@ pub fn pid_start_ticks(pid: u32) -> Option<u64> {
 }
 
 /// Whether the process we started is still running (and is still the same process).
+/// This machine's host name, recorded with every execution so a replica elsewhere knows
+/// that the pid is not one it can check.
+pub fn this_host() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
 pub fn still_running(pid: u32, start_ticks: Option<u64>) -> bool {
     match (pid_start_ticks(pid), start_ticks) {
         (Some(now), Some(then)) => now == then && !is_zombie(pid),

@@ -204,6 +204,9 @@ pub struct ExecutionStart {
     pub host: Option<String>,
     pub argv: Vec<String>,
     pub log_path: String,
+    /// Host of the remediator replica that started it: its pid means nothing elsewhere.
+    #[serde(default)]
+    pub replica: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -830,6 +830,7 @@ mod tests {
                         host: None,
                         argv: vec![],
                         log_path: String::new(),
+                        replica: None,
                     },
                 )
                 .expect("exec");

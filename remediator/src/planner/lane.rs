@@ -672,6 +672,7 @@ impl Lane {
                 host: spec.host.clone(),
                 argv: started.argv.clone(),
                 log_path: spec.log_path.display().to_string(),
+                replica: executor::this_host(),
             },
         )?;
         self.finish(id, &plan, started, &spec.log_path, started_at)
@@ -904,10 +905,24 @@ impl Lane {
         if record.result.is_some() {
             return self.verify(id, &record.plan, execution.started_at).await;
         }
-        let alive = execution
-            .pid
-            .is_some_and(|pid| executor::still_running(pid, execution.pid_start_ticks));
-        self.journal.record_state(id, &change(ActionState::Running, json!({"reattach": if alive { "pid alive; waiting for it" } else { "pid gone; verifying" }})))?;
+        let here = executor::this_host();
+        let elsewhere = execution
+            .replica
+            .as_deref()
+            .is_some_and(|r| Some(r) != here.as_deref());
+        let alive = !elsewhere
+            && execution
+                .pid
+                .is_some_and(|pid| executor::still_running(pid, execution.pid_start_ticks));
+        let reattach = match (elsewhere, alive) {
+            (true, _) => "started by a replica on another host; its pid cannot be checked from here; verifying",
+            (false, true) => "pid alive; waiting for it",
+            (false, false) => "pid gone; verifying",
+        };
+        self.journal.record_state(
+            id,
+            &change(ActionState::Running, json!({"reattach": reattach})),
+        )?;
         let started = Started {
             pid: if alive { execution.pid } else { None },
             pid_start_ticks: execution.pid_start_ticks,

@@ -378,6 +378,7 @@ fn past_execution(journal: &dyn Journal, rule: &str, succeeded: bool) {
                 host: None,
                 argv: vec![],
                 log_path: String::new(),
+                replica: None,
             },
         )
         .expect("execution");
@@ -559,6 +560,7 @@ async fn restart_with_a_running_action_does_not_start_it_again() {
                     host: Some("mdw".into()),
                     argv: plan.argv.clone(),
                     log_path: dir.path().join("runs/gp-prod/1.log").display().to_string(),
+                    replica: None,
                 },
             )
             .expect("execution");
