@@ -1,6 +1,7 @@
 //! Policy gates refusing on a live lab (issue 4, "done when"): a closed window, an exhausted
 //! budget, and an open circuit breaker, which a person resets through the CLI. Each refusal is
-//! journalled with its gate, and nothing runs: no execution, no `gprecoverseg` invocation.
+//! journalled with its gate, and nothing runs: no execution in the action or the journal, no
+//! `gprecoverseg` invocation, and the catalog still shows the segment down.
 //!
 //! One lab and one remediator serve all three. Two clusters of the policy point at the same
 //! lab: `gp-lab` runs the lab's real stand-in; `gp-lab-noop` runs a `gprecoverseg` that exits 0
@@ -45,6 +46,23 @@ fn alert<'a>(
 fn gate(action: &Value) -> Value {
     let history = action["history"].as_array().expect("history");
     history.last().expect("a state")["detail"]["gate"].clone()
+}
+
+/// A refusal leaves no trace on the live system: no execution of the action, none added
+/// to the journal since `executions_before`, and content 0 still down in the catalog.
+fn assert_nothing_ran(
+    lab: &gplab::Lab,
+    journal: &JournalReader,
+    executions_before: i64,
+    action: &Value,
+) {
+    assert!(action["execution"].is_null(), "{action:#}");
+    assert_eq!(journal.executions(), executions_before, "{action:#}");
+    let rows = lab.segments().expect("catalog read");
+    assert!(
+        rows.iter().any(|r| r.content == 0 && r.status == 'd'),
+        "the refused fault is still there: {rows:?}"
+    );
 }
 
 /// A `gprecoverseg` that records its invocation and does nothing, exiting 0.
@@ -116,6 +134,7 @@ fn window_budget_and_breaker_refuse_on_a_live_lab() {
     let policy_path = dir.path().join("policy.yml");
     fs::write(&policy_path, policy(&lab, &wrap, &noop_bin)).expect("policy");
     let remediator = Remediator::start(ServeConfig::new(dir.path(), &policy_path));
+    let journal = JournalReader::open(&remediator.config.journal);
     let noop_runs = || {
         fs::read_to_string(&noop_invocations)
             .unwrap_or_default()
@@ -138,7 +157,7 @@ fn window_budget_and_breaker_refuse_on_a_live_lab() {
     let action = remediator.wait_new_action(known, TERMINAL);
     assert_eq!(action["state"], "refused", "{action:#}");
     assert_eq!(gate(&action), "window", "{action:#}");
-    assert!(action["execution"].is_null());
+    assert_nothing_ran(&lab, &journal, 0, &action);
     assert!(wrap.invocations().is_empty(), "{:?}", wrap.invocations());
 
     // Budget: one execution per hour. The first delivery heals for real...
@@ -153,6 +172,7 @@ fn window_budget_and_breaker_refuse_on_a_live_lab() {
     let action = remediator.wait_new_action(known, TERMINAL);
     assert_eq!(action["state"], "succeeded", "{action:#}");
     assert_eq!(wrap.invocations(), vec!["-a".to_string()]);
+    assert_eq!(journal.executions(), 1);
     wait_all_synchronized(&lab);
     // ...the next fault of the same rule within the hour is refused.
     lab.fail_primary(0).expect("fail primary 0 again");
@@ -168,6 +188,7 @@ fn window_budget_and_breaker_refuse_on_a_live_lab() {
     let action = remediator.wait_new_action(known, TERMINAL);
     assert_eq!(action["state"], "refused", "{action:#}");
     assert_eq!(gate(&action), "budget", "{action:#}");
+    assert_nothing_ran(&lab, &journal, 1, &action);
     assert_eq!(
         wrap.invocations().len(),
         1,
@@ -186,6 +207,7 @@ fn window_budget_and_breaker_refuse_on_a_live_lab() {
     let action = remediator.wait_new_action(known, TERMINAL);
     assert_eq!(action["state"], "failed", "exit 0 is no proof: {action:#}");
     assert_eq!(noop_runs(), 1);
+    assert_eq!(journal.executions(), 2);
     // ...so the next delivery is refused without running anything...
     let known = remediator.actions().len();
     let body = payload(&alert(
@@ -198,6 +220,7 @@ fn window_budget_and_breaker_refuse_on_a_live_lab() {
     let action = remediator.wait_new_action(known, TERMINAL);
     assert_eq!(action["state"], "refused", "{action:#}");
     assert_eq!(gate(&action), "breaker", "{action:#}");
+    assert_nothing_ran(&lab, &journal, 2, &action);
     assert_eq!(noop_runs(), 1, "an open breaker runs nothing");
     // ...until a person resets it; then a new delivery runs again.
     remediator.cli(&[
@@ -222,6 +245,7 @@ fn window_budget_and_breaker_refuse_on_a_live_lab() {
         !action["execution"].is_null(),
         "runs after the reset: {action:#}"
     );
+    assert_eq!(journal.executions(), 3);
     assert_eq!(
         wrap.invocations().len(),
         1,
