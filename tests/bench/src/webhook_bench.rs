@@ -206,6 +206,7 @@ fn hooks_file(auth: &str) -> Result<String> {
         "id": "alerts",
         "execute-command": "/bin/true",
         "include-command-output-in-response": true,
+        "trigger-rule-mismatch-http-response-code": 401,
         "http-methods": ["POST"],
         "trigger-rule": {"match": {
             "type": "value",
