@@ -98,9 +98,11 @@ async fn handle(
         Ok(Err(e)) => {
             state.metrics.journal_errors.inc();
             tracing::error!(error = %e, "cannot persist webhook delivery; answering 503");
+            // The caller is authenticated; the reason (disk full, read-only, database down)
+            // tells the operator reading Alertmanager's log where to look.
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": "cannot persist the delivery; retry later"}),
+                json!({"error": format!("cannot persist the delivery ({e}); retry later")}),
             );
         }
         Err(e) => {
@@ -304,8 +306,14 @@ mod tests {
     async fn answers_503_when_the_journal_cannot_persist() {
         let h = harness(Some(Arc::new(BrokenJournal)), DEFAULT_LIMIT);
         let body = recorded_body("firing-two-segments-down.json");
-        let (code, _) = post(&h, TOKEN, "application/json", body).await;
+        let (code, reply) = post(&h, TOKEN, "application/json", body).await;
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            reply["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("disk full")),
+            "{reply}"
+        );
         let metrics = h.state.metrics.encode().expect("metrics");
         assert!(metrics.contains("greenplum_remediator_journal_errors_total 1"));
     }

@@ -2,11 +2,12 @@
 //! sent after the event is on disk.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, DatabaseName, OptionalExtension};
 
 use super::*;
 
@@ -94,8 +95,18 @@ CREATE TABLE IF NOT EXISTS controls (
 const CURRENT_STATE: &str =
     "(SELECT s.state FROM action_states s WHERE s.action_id = a.id ORDER BY s.id DESC LIMIT 1)";
 
+/// How often a connection SQLite opened read-only is replaced by a fresh attempt.
+const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct SqliteJournal {
+    path: PathBuf,
     conn: Mutex<Connection>,
+    /// When a read-only connection may next be replaced (see `conn`).
+    reopen_at: Mutex<Option<Instant>>,
+}
+
+fn is_read_only(conn: &Connection) -> bool {
+    conn.is_readonly(DatabaseName::Main).unwrap_or(false)
 }
 
 fn storage(what: &'static str) -> impl FnOnce(rusqlite::Error) -> JournalError {
@@ -125,11 +136,24 @@ fn parse_state(text: &str) -> JournalResult<ActionState> {
 
 impl SqliteJournal {
     pub fn open(path: &Path) -> JournalResult<Self> {
-        let conn = Connection::open(path).map_err(storage("open"))?;
-        Self::init(conn)
+        let conn = Self::connect(path)?;
+        if is_read_only(&conn) {
+            tracing::warn!(path = %path.display(), "journal opened read-only (read-only file system?): deliveries are refused until it is writable");
+        }
+        Ok(SqliteJournal {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            reopen_at: Mutex::new(None),
+        })
     }
 
-    fn init(conn: Connection) -> JournalResult<Self> {
+    fn connect(path: &Path) -> JournalResult<Connection> {
+        let conn = Connection::open(path).map_err(storage("open"))?;
+        Self::configure(&conn)?;
+        Ok(conn)
+    }
+
+    fn configure(conn: &Connection) -> JournalResult<()> {
         // WAL keeps readers (the API) off the writer's back; FULL makes every commit durable
         // before we answer 202. The busy timeout covers a second process (check-policy, CLI
         // tooling) briefly holding the file.
@@ -141,17 +165,39 @@ impl SqliteJournal {
             .map_err(storage("enable foreign keys"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(storage("set busy timeout"))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(storage("create schema"))?;
-        Ok(SqliteJournal {
-            conn: Mutex::new(conn),
-        })
+        conn.execute_batch(SCHEMA).map_err(storage("create schema"))
     }
 
     fn conn(&self) -> JournalResult<MutexGuard<'_, Connection>> {
         // A poisoned lock means a thread panicked mid-call; SQLite rolled the transaction
         // back, so the connection itself is still consistent.
-        Ok(self.conn.lock().unwrap_or_else(|p| p.into_inner()))
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if is_read_only(&conn) {
+            self.try_reopen(&mut conn);
+        }
+        Ok(conn)
+    }
+
+    /// SQLite opens a file on a read-only file system read-only and never upgrades that
+    /// connection: without a new one every write would fail until a restart, long after the
+    /// disk became writable again. Tried at most every `REOPEN_EVERY`.
+    fn try_reopen(&self, conn: &mut Connection) {
+        let now = Instant::now();
+        let mut reopen_at = self.reopen_at.lock().unwrap_or_else(|p| p.into_inner());
+        if reopen_at.is_some_and(|at| now < at) {
+            return;
+        }
+        *reopen_at = Some(now + REOPEN_EVERY);
+        match Self::connect(&self.path) {
+            Ok(fresh) if !is_read_only(&fresh) => {
+                *conn = fresh;
+                tracing::info!(path = %self.path.display(), "journal writable again");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(path = %self.path.display(), %error, "cannot reopen the read-only journal")
+            }
+        }
     }
 
     fn state_history(conn: &Connection, id: i64) -> JournalResult<Vec<StateChange>> {
@@ -720,6 +766,41 @@ mod tests {
     use crate::alert::tests::recorded_body;
     use crate::alert::WebhookPayload;
     use serde_json::json;
+
+    /// A journal whose connection SQLite opened read-only, as on a read-only file system.
+    fn read_only(path: &Path) -> SqliteJournal {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open read-only");
+        SqliteJournal {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            reopen_at: Mutex::new(Some(Instant::now() + std::time::Duration::from_secs(3600))),
+        }
+    }
+
+    #[test]
+    fn a_read_only_connection_is_replaced_once_writes_may_succeed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal.db");
+        drop(SqliteJournal::open(&path).expect("create"));
+        let journal = read_only(&path);
+        let body =
+            String::from_utf8(recorded_body("firing-two-segments-down.json")).expect("utf-8");
+        let alerts = WebhookPayload::parse(body.as_bytes())
+            .expect("parse")
+            .alerts;
+        // Not before the retry time: the read-only connection refuses the write.
+        assert!(journal.record_delivery(Utc::now(), &body, &alerts).is_err());
+        *journal.reopen_at.lock().expect("lock") = None;
+        let inserted = journal
+            .record_delivery(Utc::now(), &body, &alerts)
+            .expect("written through a fresh connection");
+        assert_eq!(inserted.len(), alerts.len());
+        assert_eq!(
+            journal.undecided_events().expect("events").len(),
+            alerts.len()
+        );
+    }
 
     fn journal() -> (tempfile::TempDir, SqliteJournal) {
         let dir = tempfile::tempdir().expect("tempdir");
