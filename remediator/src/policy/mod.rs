@@ -5,6 +5,7 @@
 //! can be expressed. Loading reports every problem with the line it is on.
 
 pub mod matcher;
+pub mod ssh;
 pub mod time;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -560,11 +561,8 @@ fn validate_cluster(cluster: &Cluster, line: Option<u64>, issues: &mut Vec<Polic
         }
     }
     if let Executor::Ssh(ssh) = &cluster.executor {
-        if ssh.argv_prefix.is_empty() {
-            issues.push(issue(
-                line,
-                named("ssh.argv_prefix must name the ssh binary".into()),
-            ));
+        if let Some(problem) = ssh::prefix_problem(&ssh.argv_prefix) {
+            issues.push(issue(line, named(problem)));
         }
         if ssh.user.trim().is_empty() || ssh.user.starts_with('-') {
             issues.push(issue(line, named("ssh.user must be a user name".into())));
