@@ -6,6 +6,7 @@
 //! query; the next scraper joins it or uses its result. An optional cache TTL lets many
 //! scrapers share one recent round.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::future::{FutureExt, Shared};
-use greenplum_catalog::Snapshot;
+use greenplum_catalog::{Snapshot, Source};
 
 use crate::metrics::Scrape;
 
@@ -37,6 +38,9 @@ type RoundFuture = Shared<Pin<Box<dyn Future<Output = Round> + Send>>>;
 struct Flight {
     latest: Option<Round>,
     running: Option<RoundFuture>,
+    /// Each failing source's error in the last round, so the log says when a failure starts,
+    /// changes or ends instead of repeating it every scrape.
+    failing: BTreeMap<Source, String>,
 }
 
 /// Serves scrapes of one cluster.
@@ -137,9 +141,39 @@ async fn run_round(
         finished: Instant::now(),
     };
     let mut flight = lock(&flight);
+    let failing = source_errors(&round.scrape.snapshot);
+    log_source_changes(&flight.failing, &failing);
+    flight.failing = failing;
     flight.latest = Some(round.clone());
     flight.running = None;
     round
+}
+
+/// The error of every source that failed in `snapshot`. The alert on
+/// `greenplum_exporter_collector_success` sends operators to the log for the reason.
+fn source_errors(snapshot: &Snapshot) -> BTreeMap<Source, String> {
+    let results = [
+        (Source::Segments, snapshot.segments.as_ref().err()),
+        (Source::Replication, snapshot.mirrors.as_ref().err()),
+        (Source::Standby, snapshot.standby.as_ref().err()),
+        (Source::History, snapshot.history.as_ref().err()),
+        (Source::Recovery, snapshot.recovery.as_ref().err()),
+    ];
+    results
+        .into_iter()
+        .filter_map(|(source, error)| error.map(|e| (source, e.message.clone())))
+        .collect()
+}
+
+fn log_source_changes(before: &BTreeMap<Source, String>, now: &BTreeMap<Source, String>) {
+    for (source, error) in now {
+        if before.get(source) != Some(error) {
+            tracing::warn!(collector = %source, %error, "catalog source failed");
+        }
+    }
+    for source in before.keys().filter(|s| !now.contains_key(s)) {
+        tracing::info!(collector = %source, "catalog source recovered");
+    }
 }
 
 /// The flight state stays consistent even if a holder panicked (every write is a single
@@ -156,6 +190,27 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::test_fixtures as fx;
+
+    /// A failing source's SQL error is kept for the log (the fault matrix found it was
+    /// reported only as `collector_success 0`, with nothing to read in the log).
+    #[test]
+    fn failing_sources_keep_their_errors() {
+        let why = "canceling statement due to statement timeout";
+        let snapshot = Snapshot::without_coordinator(Utc::now(), vec![], why);
+        let errors = source_errors(&snapshot);
+        assert_eq!(
+            errors.keys().copied().collect::<Vec<_>>(),
+            [
+                Source::Segments,
+                Source::Replication,
+                Source::Standby,
+                Source::History,
+                Source::Recovery
+            ]
+        );
+        assert!(errors.values().all(|e| e == why));
+        assert!(source_errors(&fx::healthy()).is_empty());
+    }
 
     /// Counts rounds; each round waits for a permit of `gate`, so tests decide when it ends,
     /// and answers whatever `snapshot` holds at that moment.
