@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +52,24 @@ pub(super) struct Lane {
     known: HashSet<i64>,
     unreachable_checks: u32,
     standby_last_seen_in_sync: bool,
+    /// A `Watch` is queued and not yet handled (see [`watch_ticks`]).
+    watch_pending: Arc<AtomicBool>,
+}
+
+/// Queues a `Watch` every `every`, but never while the previous one waits: when reads are
+/// slow (a locked catalog costs a statement timeout per read) an unbounded backlog of
+/// watches would delay every alert queued behind it (the e2e fault matrix saw a delivery
+/// decided three minutes late).
+async fn watch_ticks(tx: mpsc::UnboundedSender<LaneMsg>, every: Duration, pending: Arc<AtomicBool>) {
+    loop {
+        tokio::time::sleep(every).await;
+        if pending.swap(true, Ordering::AcqRel) {
+            continue;
+        }
+        if tx.send(LaneMsg::Watch).is_err() {
+            return;
+        }
+    }
 }
 
 fn change(state: ActionState, detail: serde_json::Value) -> StateChange {
@@ -94,6 +113,7 @@ impl Lane {
             known: HashSet::new(),
             unreachable_checks: 0,
             standby_last_seen_in_sync: false,
+            watch_pending: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -195,6 +215,7 @@ impl Lane {
             LaneMsg::Execute(id) => self.execute(id, true).await,
             LaneMsg::Tick => self.tick().await,
             LaneMsg::Watch => {
+                self.watch_pending.store(false, Ordering::Release);
                 self.read().await;
                 Ok(())
             }
@@ -205,21 +226,17 @@ impl Lane {
     }
 
     fn spawn_watch(&self) {
-        let tx = self.tx.clone();
         let every = self
             .policy
             .settings
             .watch_interval
             .0
             .max(Duration::from_millis(100));
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                if tx.send(LaneMsg::Watch).is_err() {
-                    return;
-                }
-            }
-        });
+        tokio::spawn(watch_ticks(
+            self.tx.clone(),
+            every,
+            self.watch_pending.clone(),
+        ));
     }
 
     fn log_error(&self, e: &LaneError) {
@@ -988,5 +1005,29 @@ impl Lane {
             .set(i64::from(open));
         self.metrics.paused.set(i64::from(ledger.paused));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod watch_tests {
+    use super::*;
+
+    /// Nobody handles the watches (the lane is stuck in a slow read): one stays queued.
+    #[tokio::test]
+    async fn watches_do_not_pile_up_behind_a_slow_lane() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let pending = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(watch_ticks(tx, Duration::from_millis(5), pending.clone()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut queued = 0;
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, 1);
+        // Handled: the next interval queues a new one.
+        pending.store(false, Ordering::Release);
+        let next = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert!(matches!(next, Ok(Some(LaneMsg::Watch))));
+        task.abort();
     }
 }
