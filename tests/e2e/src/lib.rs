@@ -5,6 +5,7 @@
 pub mod alertmanager;
 pub mod bins;
 pub mod exporter;
+pub mod faults;
 pub mod process;
 pub mod prometheus;
 pub mod remediator;

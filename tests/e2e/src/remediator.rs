@@ -81,6 +81,20 @@ impl Remediator {
         self.get(&format!("/api/v1/actions/{id}"))
     }
 
+    /// Delivers an Alertmanager webhook body as Alertmanager would (with the bearer token);
+    /// returns the HTTP status.
+    pub fn post_alerts(&self, body: &Value) -> Result<u16> {
+        let response = ureq::post(&self.webhook_url())
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .timeout(Duration::from_secs(10))
+            .send_json(body.clone());
+        match response {
+            Ok(r) => Ok(r.status()),
+            Err(ureq::Error::Status(code, _)) => Ok(code),
+            Err(e) => Err(e).context("POST to the remediator's webhook"),
+        }
+    }
+
     fn get(&self, path: &str) -> Result<Value> {
         Ok(ureq::get(&format!("http://{}{path}", self.address))
             .set("Authorization", &format!("Bearer {}", self.token))

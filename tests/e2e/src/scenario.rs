@@ -93,18 +93,18 @@ pub fn wait_healthy(stack: &Stack, story: &mut Story) -> Result<()> {
     Ok(())
 }
 
-fn acting_primary(rows: &[SegmentRow], content: i16) -> Option<&SegmentRow> {
+pub fn acting_primary(rows: &[SegmentRow], content: i16) -> Option<&SegmentRow> {
     rows.iter().find(|s| s.content == content && s.role == 'p')
 }
 
-fn balanced_and_synchronized(rows: &[SegmentRow]) -> bool {
+pub fn balanced_and_synchronized(rows: &[SegmentRow]) -> bool {
     rows.iter()
         .filter(|s| s.content >= 0)
         .all(|s| s.role == s.preferred_role && s.status == 'u' && s.mode == 's')
 }
 
 /// Waits for a firing alert named `alertname` whose labels satisfy `pick`.
-fn wait_firing(
+pub fn wait_firing(
     stack: &Stack,
     alertname: &str,
     pick: impl Fn(&crate::prometheus::Alert) -> bool,
@@ -121,7 +121,7 @@ fn wait_firing(
 
 /// Waits for the journal to hold an action of `kind` (created after `after_id`) that
 /// satisfies `done`, and returns its full record.
-fn wait_action(
+pub fn wait_action(
     stack: &Stack,
     kind: &str,
     after_id: i64,
@@ -149,7 +149,7 @@ fn wait_action(
     })
 }
 
-fn argv(record: &Value) -> String {
+pub fn argv(record: &Value) -> String {
     record["argv"]
         .as_array()
         .map(|a| {
@@ -439,7 +439,7 @@ pub fn coordinator_endpoints(stack: &Stack) -> Result<Vec<String>> {
     Ok(endpoints)
 }
 
-fn last_action_id(stack: &Stack) -> Result<i64> {
+pub fn last_action_id(stack: &Stack) -> Result<i64> {
     Ok(stack
         .remediator
         .actions()?
@@ -449,7 +449,7 @@ fn last_action_id(stack: &Stack) -> Result<i64> {
         .unwrap_or(0))
 }
 
-fn all_actions(stack: &Stack, after_id: i64) -> Result<Vec<Value>> {
+pub fn all_actions(stack: &Stack, after_id: i64) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for summary in stack.remediator.actions()? {
         let id = summary["id"].as_i64().unwrap_or(0);

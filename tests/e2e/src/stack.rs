@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use gplab::{Flavor, Lab, LabConfig};
 
 use crate::alertmanager::{Alertmanager, AlertmanagerConfig};
-use crate::exporter::Exporter;
+use crate::exporter::{Exporter, ExporterOptions};
 use crate::prometheus::{Prometheus, PrometheusConfig, ScrapeJob};
 use crate::remediator::Remediator;
 use crate::repo_root;
@@ -30,6 +30,8 @@ pub struct StackConfig {
     pub prometheus_interval: Duration,
     /// Where everything lives; a temp dir (deleted on drop) when `None`.
     pub dir: Option<PathBuf>,
+    /// How the exporter bounds its catalog statements.
+    pub exporter: ExporterOptions,
 }
 
 impl Default for StackConfig {
@@ -41,6 +43,7 @@ impl Default for StackConfig {
             rule_speedup: 10,
             prometheus_interval: Duration::from_secs(1),
             dir: None,
+            exporter: ExporterOptions::default(),
         }
     }
 }
@@ -76,7 +79,7 @@ impl Stack {
             ..LabConfig::for_tests(config.contents, config.flavor)
         })?;
         let endpoints = lab_endpoints(&lab);
-        let exporter = Exporter::start(&dir, &endpoints, &lab.env())?;
+        let exporter = Exporter::start_with(&dir, &endpoints, &lab.env(), &config.exporter)?;
         let policy = dir.join("policy.yml");
         std::fs::write(&policy, demo_policy(&lab)?)?;
         let remediator = Remediator::start(&dir, &policy)?;
