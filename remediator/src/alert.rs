@@ -100,6 +100,14 @@ pub struct WebhookPayload {
 pub enum PayloadError {
     #[error("body is not a valid Alertmanager webhook payload: {0}")]
     Json(#[from] serde_json::Error),
+    /// An error inside the document; `path` says where (`alerts[0].startsAt`), because
+    /// serde_json alone names only a line and column.
+    #[error("body is not a valid Alertmanager webhook payload: {path}: {source}")]
+    Field {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("unsupported webhook payload version {0:?} (expected \"4\")")]
     Version(String),
     #[error("alert {index} has an empty fingerprint")]
@@ -108,7 +116,18 @@ pub enum PayloadError {
 
 impl WebhookPayload {
     pub fn parse(body: &[u8]) -> Result<Self, PayloadError> {
-        let payload: WebhookPayload = serde_json::from_slice(body)?;
+        let mut json = serde_json::Deserializer::from_slice(body);
+        let payload: WebhookPayload = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            let path = e.path().to_string();
+            let source = e.into_inner();
+            // An error at the top level has no path worth printing.
+            if path != "." {
+                PayloadError::Field { path, source }
+            } else {
+                PayloadError::Json(source)
+            }
+        })?;
+        json.end()?;
         if payload.version != "4" {
             return Err(PayloadError::Version(payload.version));
         }
