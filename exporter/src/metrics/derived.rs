@@ -23,6 +23,12 @@ pub(super) static UNAVAILABLE: Family = Family {
     kind: Kind::Gauge,
 };
 
+pub(super) static SUSPECTED_UNAVAILABLE: Family = Family {
+    name: "greenplum_contents_suspected_unavailable",
+    help: "Unprotected contents while every dispatch to the segments fails: a double fault the catalog cannot show (GP6 leaves a dead primary marked up)",
+    kind: Kind::Gauge,
+};
+
 pub(super) static UNPROTECTED: Family = Family {
     name: "greenplum_contents_unprotected",
     help: "Contents whose primary is up but whose mirror is down or not synchronized",
@@ -51,6 +57,7 @@ pub(super) static FAMILIES: &[&Family] = &[
     &SEGMENTS,
     &ROLE_MISMATCH,
     &UNAVAILABLE,
+    &SUSPECTED_UNAVAILABLE,
     &UNPROTECTED,
     &MIRROR_ON_PRIMARY_HOST,
     &HOST_ACTING,
@@ -81,6 +88,11 @@ pub(super) fn collect(snapshot: &Snapshot, out: &mut Out) {
     }
     out.push(&ROLE_MISMATCH, vec![], health.role_mismatch_dbids.len());
     out.push(&UNAVAILABLE, vec![], health.unavailable_contents.len());
+    out.push(
+        &SUSPECTED_UNAVAILABLE,
+        vec![],
+        health.suspected_unavailable_contents.len(),
+    );
     out.push(&UNPROTECTED, vec![], health.unprotected_contents.len());
     out.push(
         &MIRROR_ON_PRIMARY_HOST,

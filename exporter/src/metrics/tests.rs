@@ -692,3 +692,30 @@ fn unlabelled_series_have_no_empty_braces() {
     assert!(!body.contains("{}"), "{body}");
     assert!(body.contains("\ngreenplum_up 1\n"));
 }
+
+/// A double fault on GP6 leaves the catalog as it was (the dead primary still `u`); only the
+/// dispatch failure with an unprotected content shows it (found by the e2e fault matrix:
+/// `greenplum_contents_unavailable` stays 0 and nothing critical fired).
+#[test]
+fn a_double_fault_the_catalog_hides_is_suspected() {
+    let mut snapshot = fx::mirror_down();
+    snapshot.mirrors = Err(greenplum_catalog::SourceError {
+        source: greenplum_catalog::Source::Replication,
+        message: "failed to acquire resources on one or more segments".into(),
+    });
+    let all = series(snapshot);
+    assert_eq!(value(&all, "greenplum_contents_unavailable", &[]), 0.0);
+    assert_eq!(
+        value(&all, "greenplum_contents_suspected_unavailable", &[]),
+        1.0
+    );
+    // A timeout is no dispatch failure, and a failing dispatch with every content
+    // protected is the normal failover window.
+    for quiet in [fx::mirror_down(), fx::replication_failed(), fx::healthy()] {
+        let all = series(quiet);
+        assert_eq!(
+            value(&all, "greenplum_contents_suspected_unavailable", &[]),
+            0.0
+        );
+    }
+}
