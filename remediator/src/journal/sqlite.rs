@@ -2,9 +2,9 @@
 //! sent after the event is on disk.
 
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection, DatabaseName, OptionalExtension};
@@ -95,14 +95,37 @@ CREATE TABLE IF NOT EXISTS controls (
 const CURRENT_STATE: &str =
     "(SELECT s.state FROM action_states s WHERE s.action_id = a.id ORDER BY s.id DESC LIMIT 1)";
 
-/// How often a connection SQLite opened read-only is replaced by a fresh attempt.
-const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
 pub struct SqliteJournal {
     path: PathBuf,
-    conn: Mutex<Connection>,
-    /// When a read-only connection may next be replaced (see `conn`).
-    reopen_at: Mutex<Option<Instant>>,
+    conn: Mutex<Slot>,
+}
+
+struct Slot {
+    conn: Connection,
+    /// Set while `conn` is an empty stand-in because the file could not be reopened.
+    lost: Option<String>,
+}
+
+impl Slot {
+    fn new(conn: Connection) -> Mutex<Slot> {
+        Mutex::new(Slot { conn, lost: None })
+    }
+}
+
+/// The locked connection.
+struct Conn<'a>(MutexGuard<'a, Slot>);
+
+impl Deref for Conn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0.conn
+    }
+}
+
+impl DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.0.conn
+    }
 }
 
 fn is_read_only(conn: &Connection) -> bool {
@@ -142,8 +165,7 @@ impl SqliteJournal {
         }
         Ok(SqliteJournal {
             path: path.to_path_buf(),
-            conn: Mutex::new(conn),
-            reopen_at: Mutex::new(None),
+            conn: Slot::new(conn),
         })
     }
 
@@ -168,34 +190,41 @@ impl SqliteJournal {
         conn.execute_batch(SCHEMA).map_err(storage("create schema"))
     }
 
-    fn conn(&self) -> JournalResult<MutexGuard<'_, Connection>> {
+    fn conn(&self) -> JournalResult<Conn<'_>> {
         // A poisoned lock means a thread panicked mid-call; SQLite rolled the transaction
         // back, so the connection itself is still consistent.
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if is_read_only(&conn) {
-            self.try_reopen(&mut conn);
+        let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.lost.is_some() || is_read_only(&slot.conn) {
+            self.reopen(&mut slot);
         }
-        Ok(conn)
+        if let Some(why) = &slot.lost {
+            return Err(JournalError::Unavailable(why.clone()));
+        }
+        Ok(Conn(slot))
     }
 
     /// SQLite opens a file on a read-only file system read-only and never upgrades that
     /// connection: without a new one every write would fail until a restart, long after the
-    /// disk became writable again. Tried at most every `REOPEN_EVERY`.
-    fn try_reopen(&self, conn: &mut Connection) {
-        let now = Instant::now();
-        let mut reopen_at = self.reopen_at.lock().unwrap_or_else(|p| p.into_inner());
-        if reopen_at.is_some_and(|at| now < at) {
+    /// disk became writable again. Opening is cheap and only tried while read-only, so the
+    /// first call after the disk returns succeeds.
+    fn reopen(&self, slot: &mut Slot) {
+        // SQLite shares one WAL index per file within a process: a connection opened while
+        // the read-only one lives inherits its read-only mapping. Close that one first.
+        let Ok(stand_in) = Connection::open_in_memory() else {
             return;
-        }
-        *reopen_at = Some(now + REOPEN_EVERY);
+        };
+        drop(std::mem::replace(&mut slot.conn, stand_in));
         match Self::connect(&self.path) {
-            Ok(fresh) if !is_read_only(&fresh) => {
-                *conn = fresh;
-                tracing::info!(path = %self.path.display(), "journal writable again");
+            Ok(fresh) => {
+                if !is_read_only(&fresh) {
+                    tracing::info!(path = %self.path.display(), "journal writable again");
+                }
+                slot.conn = fresh;
+                slot.lost = None;
             }
-            Ok(_) => {}
             Err(error) => {
-                tracing::warn!(path = %self.path.display(), %error, "cannot reopen the read-only journal")
+                tracing::warn!(path = %self.path.display(), %error, "cannot reopen the journal");
+                slot.lost = Some(format!("cannot reopen {}: {error}", self.path.display()));
             }
         }
     }
@@ -773,13 +802,12 @@ mod tests {
             .expect("open read-only");
         SqliteJournal {
             path: path.to_path_buf(),
-            conn: Mutex::new(conn),
-            reopen_at: Mutex::new(Some(Instant::now() + std::time::Duration::from_secs(3600))),
+            conn: Slot::new(conn),
         }
     }
 
     #[test]
-    fn a_read_only_connection_is_replaced_once_writes_may_succeed() {
+    fn a_read_only_connection_is_replaced_by_a_writable_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("journal.db");
         drop(SqliteJournal::open(&path).expect("create"));
@@ -789,9 +817,7 @@ mod tests {
         let alerts = WebhookPayload::parse(body.as_bytes())
             .expect("parse")
             .alerts;
-        // Not before the retry time: the read-only connection refuses the write.
-        assert!(journal.record_delivery(Utc::now(), &body, &alerts).is_err());
-        *journal.reopen_at.lock().expect("lock") = None;
+        assert!(journal.conn.lock().is_ok_and(|s| is_read_only(&s.conn)));
         let inserted = journal
             .record_delivery(Utc::now(), &body, &alerts)
             .expect("written through a fresh connection");
