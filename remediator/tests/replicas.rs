@@ -1,7 +1,7 @@
 //! Two replicas on one PostgreSQL journal (a database on the lab's coordinator): the same
 //! delivery sent to both runs `gprecoverseg` once; the replica running it is SIGKILLed, the
 //! other takes the lane over (its advisory lock died with the session), re-attaches to the
-//! command and verifies. Nothing runs twice.
+//! command and verifies. Nothing runs twice, and no committed row is lost.
 
 mod common;
 
@@ -61,6 +61,8 @@ fn two_replicas_on_a_postgres_journal_run_once_and_take_over() {
     let dir = tempfile::tempdir().expect("tempdir");
     let lab = lab_up(2);
     let port = lab.coordinator_port();
+    lab.load(3000).expect("load rows");
+    let before = lab.checksum().expect("checksum");
     lab.client()
         .expect("coordinator")
         .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
@@ -158,6 +160,11 @@ fn two_replicas_on_a_postgres_journal_run_once_and_take_over() {
         "every delivery is journalled"
     );
     wait_all_synchronized(&lab);
+    assert_eq!(
+        lab.checksum().expect("checksum"),
+        before,
+        "committed rows changed"
+    );
 }
 
 #[test]

@@ -3,6 +3,9 @@
 //! from the recorded deliveries, and a lab whose `gprecoverseg` is counted and can be held.
 #![allow(dead_code)]
 
+pub mod disk;
+pub mod proxy;
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -187,6 +190,42 @@ impl Remediator {
             "application/json",
             &body.to_string(),
         )
+    }
+
+    /// POSTs a webhook body with the bearer token; returns the status code and the JSON
+    /// answer (`Null` when the answer is not JSON).
+    pub fn post_alerts_reply(&self, body: &Value) -> (u16, Value) {
+        let request = self
+            .agent
+            .post(&self.url("/api/v1/alerts"))
+            .set("Content-Type", "application/json")
+            .set("Authorization", &format!("Bearer {}", self.config.token));
+        let response = match request.send_string(&body.to_string()) {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(e) => panic!("POST /api/v1/alerts: {e}\n{}", self.log_tail()),
+        };
+        let code = response.status();
+        (code, response.into_json().unwrap_or(Value::Null))
+    }
+
+    /// The `/metrics` exposition.
+    pub fn metrics(&self) -> String {
+        self.agent
+            .get(&self.url("/metrics"))
+            .set("Authorization", &format!("Bearer {}", self.config.token))
+            .call()
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}\n{}", self.log_tail()))
+            .into_string()
+            .expect("metrics text")
+    }
+
+    /// The value of one sample line of `/metrics` (`name{labels}` exactly as exposed).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        self.metrics().lines().find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
     }
 
     /// Any POST, with or without a token; returns the status code.
@@ -432,6 +471,18 @@ impl ToolWrap {
 /// A policy for one lab cluster whose local executor gets the lab's environment, with the
 /// wrapper first on PATH. `rules` is YAML appended under `rules:`.
 pub fn lab_policy(cluster: &str, lab: &gplab::Lab, wrap: &ToolWrap, rules: &str) -> String {
+    lab_policy_at(cluster, lab, wrap, rules, lab.coordinator_port())
+}
+
+/// `lab_policy` whose catalog reads go to `coordinator_port` (a proxy, say); the commands
+/// still reach the lab directly, as they would on the coordinator's host.
+pub fn lab_policy_at(
+    cluster: &str,
+    lab: &gplab::Lab,
+    wrap: &ToolWrap,
+    rules: &str,
+    coordinator_port: u16,
+) -> String {
     let env: std::collections::BTreeMap<String, String> = lab.env().into_iter().collect();
     let path = format!(
         "{}:{}:/usr/local/bin:/usr/bin:/bin",
@@ -466,7 +517,7 @@ settings:
   verify_poll_interval: 1s
   watch_interval: 2s
 "#,
-        port = lab.coordinator_port(),
+        port = coordinator_port,
         datadir = env["COORDINATOR_DATA_DIRECTORY"],
         pghost = env["PGHOST"],
         pgport = env["PGPORT"],
