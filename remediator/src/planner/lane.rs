@@ -60,7 +60,11 @@ pub(super) struct Lane {
 /// slow (a locked catalog costs a statement timeout per read) an unbounded backlog of
 /// watches would delay every alert queued behind it (the e2e fault matrix saw a delivery
 /// decided three minutes late).
-async fn watch_ticks(tx: mpsc::UnboundedSender<LaneMsg>, every: Duration, pending: Arc<AtomicBool>) {
+async fn watch_ticks(
+    tx: mpsc::UnboundedSender<LaneMsg>,
+    every: Duration,
+    pending: Arc<AtomicBool>,
+) {
     loop {
         tokio::time::sleep(every).await;
         if pending.swap(true, Ordering::AcqRel) {
