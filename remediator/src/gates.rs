@@ -294,6 +294,30 @@ fn activation_gates(input: &GateInput<'_>) -> Result<(), Refusal> {
             format!("{writable} coordinator(s) still accept writes; activating would make two"),
         );
     }
+    // A server that answers with an error (too many clients, authentication, shutting
+    // down) is alive: a standby activated beside it makes two coordinators as soon as it
+    // accepts logins again. Its reads count as unreachable, so only this gate stops it.
+    let standby_endpoint = input
+        .cluster
+        .standby
+        .as_ref()
+        .map(|s| format!("{}:{}", s.host, s.port));
+    let refusing: Vec<&str> = snapshot
+        .endpoints
+        .iter()
+        .filter(|e| e.state == EndpointState::Rejecting)
+        .filter(|e| Some(&e.endpoint) != standby_endpoint.as_ref())
+        .map(|e| e.endpoint.as_str())
+        .collect();
+    if !refusing.is_empty() {
+        return refuse(
+            Gate::CoordinatorReachable,
+            format!(
+                "{} alive but refusing logins: stop it before activating the standby",
+                refusing.join(", ")
+            ),
+        );
+    }
     let needed = input.cluster.unreachable_checks;
     let seen = input.observations.coordinator_unreachable_checks;
     if seen < needed {

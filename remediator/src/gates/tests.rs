@@ -186,6 +186,15 @@ fn activation_needs_repeated_proof_and_a_synchronized_standby() {
         ),
         Ok(())
     );
+    // Found by the e2e fault matrix: a coordinator out of connection slots refuses every
+    // login ("too many clients") and reads as unreachable, yet it is alive.
+    let mut full = coordinator_down();
+    full.endpoints[0].state = EndpointState::Rejecting;
+    full.endpoints[0].detail = Some("sorry, too many clients already".into());
+    assert_eq!(
+        gate_of(run(&full, ActionKind::ActivateStandby, &ok, proven)),
+        Some(Gate::CoordinatorReachable)
+    );
     let once = Observations {
         coordinator_unreachable_checks: 1,
         ..proven
