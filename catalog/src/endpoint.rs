@@ -55,6 +55,18 @@ impl FromStr for Endpoint {
             text: text.chars().take(200).collect(),
             why,
         };
+        // `user:password@host:port` or a URL: refused before anything echoes the text, since
+        // a password given here is already visible to every local user in argv.
+        if let Some((_, after)) = text.rsplit_once('@') {
+            return Err(CatalogError::InvalidEndpoint {
+                text: format!("...@{}", after.chars().take(200).collect::<String>()),
+                why: "credentials never go in an endpoint (argv is public): give host:port, \
+                      the user and a password file separately",
+            });
+        }
+        if text.contains("://") {
+            return Err(invalid("a URL is not an endpoint: give host:port"));
+        }
         let (host, port) = text
             .trim()
             .rsplit_once(':')

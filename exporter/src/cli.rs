@@ -42,7 +42,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct DbArgs {
     /// Coordinator endpoint HOST:PORT; repeat for the standby (default: PGHOST/PGPORT).
-    #[arg(long = "coordinator", value_name = "HOST:PORT", global = true)]
+    #[arg(long = "coordinator", value_name = "HOST:PORT", value_parser = EndpointParser, global = true)]
     pub coordinators: Vec<Endpoint>,
     /// Database user (default: PGUSER).
     #[arg(long = "db.user", value_name = "USER", global = true)]
@@ -105,6 +105,35 @@ pub struct LogArgs {
 pub enum LogFormat {
     Logfmt,
     Json,
+}
+
+/// Parses `--coordinator` without clap's echo of the value: a mistaken `user:password@host`
+/// must not be copied from argv into the service's log.
+#[derive(Debug, Clone, Copy)]
+struct EndpointParser;
+
+impl clap::builder::TypedValueParser for EndpointParser {
+    type Value = Endpoint;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Endpoint, clap::Error> {
+        let refuse = |message: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--coordinator: {message}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse("not valid UTF-8".into()))?;
+        text.parse()
+            .map_err(|e: greenplum_catalog::CatalogError| refuse(e.to_string()))
+    }
 }
 
 pub const APPLICATION_NAME: &str = "greenplum-exporter";
