@@ -301,6 +301,43 @@ fn ssh_shim_runs_exactly_the_closed_set_the_executor_sends() {
         assert_eq!(code, Some(126), "{argv:?} was not refused");
         assert_eq!(sudo, None, "{argv:?} reached sudo");
     }
+    code_locating_variables_must_name_trusted_directories(&shim);
+}
+
+/// PATH, GPHOME, LD_LIBRARY_PATH, PYTHONPATH, PYTHONHOME and HOME choose which code the
+/// tools load: the shim takes them only when every directory (and each parent) is owned by
+/// root or gpadmin and writable by no one else, so a stolen key cannot point gpadmin's
+/// `gprecoverseg` at its own Python modules.
+fn code_locating_variables_must_name_trusted_directories(shim: &Shim) {
+    use std::os::unix::fs::PermissionsExt;
+    let open = shim.dir.path().join("open");
+    let inner = open.join("lib");
+    std::fs::create_dir_all(&inner).expect("dirs");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let argv: Vec<String> = vec!["gprecoverseg".into(), "-a".into()];
+    let line = |name: &str, value: &str| {
+        let env: BTreeMap<String, String> = [(name.to_string(), value.to_string())].into();
+        remote_line(
+            &SshExecutor::new(&["/usr/bin/ssh".to_string()], "greenplum-remediator", &env),
+            &argv,
+        )
+    };
+    let (code, sudo) = shim.run(&line("PATH", "/usr/bin:/bin"));
+    assert_eq!(code, Some(0), "a root-owned PATH was refused");
+    assert!(sudo.is_some_and(|a| a.contains(&"PATH=/usr/bin:/bin".to_string())));
+    for (name, value) in [
+        ("PATH", format!("{}:/usr/bin", open.display())),
+        ("PYTHONPATH", inner.display().to_string()),
+        ("LD_LIBRARY_PATH", "lib".to_string()),
+        ("GPHOME", "/nonexistent".to_string()),
+        ("HOME", "/tmp".to_string()),
+        ("PYTHONHOME", format!("/usr:{}", inner.display())),
+    ] {
+        let (code, sudo) = shim.run(&line(name, &value));
+        assert_eq!(code, Some(126), "{name}={value} was not refused");
+        assert_eq!(sudo, None, "{name}={value} reached sudo");
+    }
 }
 
 /// Spawns `serve` with TLS and `RUST_LOG=trace`; the private key's contents never reach the
