@@ -92,6 +92,40 @@ fn secrets_are_never_flags_and_a_password_in_a_url_is_refused() {
     }
 }
 
+/// Listening beyond loopback with no authentication configured is refused at start (the
+/// webhook and the approval API would be open to the network) unless `--insecure-no-auth`.
+#[test]
+fn serving_beyond_loopback_without_authentication_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.yml");
+    std::fs::write(
+        &policy,
+        "clusters:\n  - name: gp\n    coordinator: [{host: 127.0.0.1, port: 1}]\n    executor: {local: {env: {PATH: /bin}}}\nrules: []\n",
+    )
+    .expect("policy");
+    let output = Command::new(BIN)
+        .arg("serve")
+        .arg(format!("--policy={}", policy.display()))
+        .arg(format!("--web.listen-address=0.0.0.0:{}", free_port()))
+        .arg(format!(
+            "--journal.path={}",
+            dir.path().join("j.db").display()
+        ))
+        .env_remove("GREENPLUM_REMEDIATOR_TOKEN_FILE")
+        .output()
+        .expect("run");
+    assert!(!output.status.success(), "served without authentication");
+    let text = stderr(&output);
+    assert!(
+        text.contains("refusing to serve") && text.contains("--auth.token-file"),
+        "{text}"
+    );
+    assert!(
+        !dir.path().join("j.db").exists(),
+        "the journal was opened before the refusal"
+    );
+}
+
 fn check_policy(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(format!("{name}.yml"));
     std::fs::write(&path, text).expect("policy");
