@@ -815,4 +815,23 @@ fn approvals_are_authenticated_attributed_and_bound_to_the_plan() {
     );
     assert!(done["execution"]["started_at"].is_string(), "{done:#}");
     wait_all_synchronized(&lab);
+
+    // A command really ran: its output file and the SQLite journal's bytes (with its WAL)
+    // hold no trace of the token either.
+    let runs = files_text(&dir.path().join("runs"));
+    assert!(runs.contains("gprecoverseg"), "no command output: {runs}");
+    let journal_path = remediator.config.journal.display().to_string();
+    let sqlite: String = ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| std::fs::read(format!("{journal_path}{suffix}")).ok())
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .collect();
+    assert!(sqlite.contains("alice"), "the journal file was not read");
+    assert_absent(
+        &[("webhook token", &remediator.config.token)],
+        &[
+            ("the run directory", &runs),
+            ("the SQLite journal", &sqlite),
+        ],
+    );
 }
