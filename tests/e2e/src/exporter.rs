@@ -57,7 +57,10 @@ impl Exporter {
                 "--statement-timeout={}ms",
                 options.statement_timeout.as_millis()
             ),
-            format!("--connect-timeout={}s", options.connect_timeout.as_secs().max(1)),
+            format!(
+                "--connect-timeout={}s",
+                options.connect_timeout.as_secs().max(1)
+            ),
         ];
         args.extend(endpoints.iter().map(|e| format!("--coordinator={e}")));
         let log = dir.join("exporter.log");
@@ -116,7 +119,12 @@ impl Exporter {
     }
 }
 
-fn spawn(args: &[String], env: &[(String, String)], log: &Path, append: bool) -> Result<ChildGuard> {
+fn spawn(
+    args: &[String],
+    env: &[(String, String)],
+    log: &Path,
+    append: bool,
+) -> Result<ChildGuard> {
     let mut command = Command::new(binary("greenplum-exporter")?);
     command
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

@@ -32,7 +32,9 @@ impl CatalogLock {
     /// Ends the transaction, releasing the lock.
     pub fn release(&mut self) -> Result<()> {
         if let Some(mut client) = self.client.take() {
-            client.batch_execute("ROLLBACK").context("releasing the lock")?;
+            client
+                .batch_execute("ROLLBACK")
+                .context("releasing the lock")?;
         }
         Ok(())
     }

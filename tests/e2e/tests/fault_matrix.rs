@@ -139,9 +139,12 @@ fn row(rows: &[SegmentRow], content: i16, role: char) -> Result<SegmentRow> {
 /// - Metrics: `greenplum_segment_up == 0` for exactly the dbids on sdw1; role mismatches
 ///   (two per failed-over primary: the dead one and its promoted mirror);
 ///   `greenplum_contents_unprotected` counts every content that lost an instance.
-/// - Alerts: `GreenplumSegmentDown` fires for each of those dbids.
-/// - Remediator: ONE `gprecoverseg -a` whose targets are every down dbid (the stand-in
-///   rewinds the failed primary and restarts the mirror), verified; then one
+/// - Alerts: `GreenplumSegmentDown` fires (for the failed primary first; the mirror's
+///   instance is marked down after its grace period and may be healed before its own
+///   `for:` ends).
+/// - Remediator: ONE `gprecoverseg -a` whose targets are every down dbid, planned from a
+///   fresh catalog read on the first alert (the stand-in rewinds the failed primary and
+///   restarts the mirror, both on the stopped host), verified; then one
 ///   `gprecoverseg -ar` once `GreenplumSegmentsNotInPreferredRole` fires. Nothing else runs.
 /// - End: every pair up, synchronized and in its preferred role; checksum unchanged.
 #[test]
@@ -196,13 +199,14 @@ fn a_killed_host_is_recovered_in_one_gprecoverseg_and_rebalanced() -> Result<()>
     assert_eq!(mismatch, 2.0 * primaries as f64);
     let unprotected = number(&stack, "greenplum_contents_unprotected")?;
     assert_eq!(unprotected, Some(on_host.len() as f64));
-    for dbid in &down {
-        let dbid = dbid.to_string();
-        wait_firing(&stack, "GreenplumSegmentDown", |a| {
-            a.label("dbid") == Some(dbid.as_str())
-        })?;
-    }
-    story.say("GreenplumSegmentDown fired for every sdw1 dbid");
+    // The first alert to fire is enough: the remediator scopes its plan to every dbid the
+    // catalog shows down, so the later alerts may resolve before their `for:` ends.
+    wait_firing(&stack, "GreenplumSegmentDown", |a| {
+        a.label("dbid")
+            .and_then(|d| d.parse::<i16>().ok())
+            .is_some_and(|d| down.contains(&d))
+    })?;
+    story.say("GreenplumSegmentDown fired for an sdw1 dbid");
 
     let recover = wait_action(&stack, "recover", last, "recover to be verified", |r| {
         r["state"] == "succeeded"
@@ -220,13 +224,20 @@ fn a_killed_host_is_recovered_in_one_gprecoverseg_and_rebalanced() -> Result<()>
                 .collect()
         })
         .unwrap_or_default();
-    assert_eq!(targets, down, "one recover for every down dbid: {recover:#}");
+    assert_eq!(
+        targets, down,
+        "one recover for every down dbid: {recover:#}"
+    );
     assert_eq!(recover["argv"], serde_json::json!(["gprecoverseg", "-a"]));
 
     wait_action(&stack, "rebalance", last, "rebalance to be verified", |r| {
         r["state"] == "succeeded"
     })?;
-    lab.wait_for_catalog("balanced and synchronized", GUARD, balanced_and_synchronized)?;
+    lab.wait_for_catalog(
+        "balanced and synchronized",
+        GUARD,
+        balanced_and_synchronized,
+    )?;
     wait_healthy(&stack, &mut story)?;
 
     let actions = all_actions(&stack, last)?;
@@ -279,7 +290,9 @@ fn a_lagging_mirror_raises_the_lag_alert_and_nothing_runs() -> Result<()> {
     let replay = wait_query(
         &stack,
         "content 0's replay lag above the alert threshold",
-        &format!(r#"greenplum_mirror_wal_lag_bytes{{content="0",stage="replay"}} > {LAG_ALERT_BYTES}"#),
+        &format!(
+            r#"greenplum_mirror_wal_lag_bytes{{content="0",stage="replay"}} > {LAG_ALERT_BYTES}"#
+        ),
     )?;
     story.say(format!("replay lag of content 0: {replay} bytes"));
     let other = number(
@@ -287,9 +300,16 @@ fn a_lagging_mirror_raises_the_lag_alert_and_nothing_runs() -> Result<()> {
         r#"sum(greenplum_mirror_wal_lag_bytes{content="1"})"#,
     )?
     .context("content 1 has no lag series")?;
-    assert!(other < LAG_ALERT_BYTES as f64, "content 1 lags {other} bytes");
+    assert!(
+        other < LAG_ALERT_BYTES as f64,
+        "content 1 lags {other} bytes"
+    );
     ensure!(
-        number(&stack, r#"greenplum_mirror_replay_lag_seconds{content="0"}"#)?.is_some(),
+        number(
+            &stack,
+            r#"greenplum_mirror_replay_lag_seconds{content="0"}"#
+        )?
+        .is_some(),
         "no replay lag seconds for content 0"
     );
     assert_eq!(
@@ -334,8 +354,10 @@ fn a_lagging_mirror_raises_the_lag_alert_and_nothing_runs() -> Result<()> {
 /// - Metrics: `greenplum_segment_up == 0` for the mirror only; the `replication` collector
 ///   fails (every dispatch fails: "failed to acquire resources"), so the cluster is not
 ///   healthy and content 1 is unprotected. `greenplum_contents_unavailable` stays 0 because
-///   the catalog does not show the fault (see the report: a gap in the exporter).
-/// - Alerts: `GreenplumSegmentDown` (critical) fires for the mirror.
+///   the catalog does not show the fault; `greenplum_contents_suspected_unavailable` is 1.
+/// - Alerts: `GreenplumSegmentDown` (critical) fires for the mirror. The shipped
+///   `GreenplumContentUnavailable` reads `contents_unavailable` only, so it stays silent
+///   (asserted, so that a rule on the suspected count turns this into a visible change).
 /// - Remediator: the recover it plans is refused with gate `double_fault`; nothing executes.
 /// - By hand: the primary (the newest data) is started with `pg_ctl`, then `gprecoverseg -a`
 ///   recovers the mirror; every row, including those written while the mirror was down, is
@@ -392,6 +414,19 @@ fn a_double_fault_is_refused_and_healed_by_hand() -> Result<()> {
         Some(0.0)
     );
     assert_eq!(number(&stack, "greenplum_contents_unprotected")?, Some(1.0));
+    assert_eq!(number(&stack, "greenplum_contents_unavailable")?, Some(0.0));
+    wait_query(
+        &stack,
+        "the exporter to suspect the double fault",
+        "greenplum_contents_suspected_unavailable == 1",
+    )?;
+    assert!(
+        stack
+            .prometheus
+            .firing("GreenplumContentUnavailable")?
+            .is_empty(),
+        "the shipped critical alert reads contents_unavailable only"
+    );
 
     let refused = wait_settled(&stack, "recover", last)?;
     story.say(format!(
@@ -552,9 +587,11 @@ fn a_locked_catalog_keeps_scrapes_bounded_and_the_remediator_refuses() -> Result
 ///   (alive and refusing, not `down`), the standby still `standby_in_recovery`; the exporter
 ///   logs "too many clients".
 /// - Alerts: `GreenplumCoordinatorDown` fires once the restarted exporter cannot log in.
-/// - Remediator: the `activate_standby` it plans is refused with gate
-///   `coordinator_reachable` (its own held session still reaches a writable coordinator);
-///   nothing executes.
+/// - Remediator: its fresh read goes through the session it holds, finds a writable
+///   coordinator, and journals `activate_standby` as `no_op` ("a coordinator answers").
+///   Restarted while the server is full (no session to reuse), it refuses a new
+///   `GreenplumCoordinatorDown` delivery with gate `coordinator_reachable`: the coordinator
+///   is alive, only refusing logins. Nothing executes.
 /// - After the sessions close: `greenplum_up 1`, the alert resolves, the cluster is healthy,
 ///   the old coordinator still coordinates; checksum unchanged.
 #[test]
@@ -575,6 +612,7 @@ fn a_coordinator_out_of_connections_is_reported_and_nothing_runs() -> Result<()>
     create_application_role(port, "e2e_app")?;
 
     let mut hog = ConnectionHog::new();
+    // Role after role, until the server refuses; 100 is a guard above max_connections.
     let refused = hog.fill(port, "e2e_app", 100)?;
     story.restart_clock();
     story.say(format!(
@@ -608,12 +646,26 @@ fn a_coordinator_out_of_connections_is_reported_and_nothing_runs() -> Result<()>
     );
     story.say("the exporter still reads the catalog through the session it holds");
 
+    // The killed exporter's session frees a slot; take it before the new one can.
+    let held = hog.held();
     stack.exporter.kill();
+    wait_for(
+        "the exporter's slot to be freed and taken",
+        GUARD,
+        POLL,
+        || {
+            hog.fill(port, gplab::conn::USER, 100)?;
+            Ok((hog.held() > held).then_some(()))
+        },
+    )?;
     stack.exporter.restart()?;
-    let rejecting = format!(
-        r#"greenplum_endpoint_state{{endpoint="{coordinator}",state="rejecting"}} == 1"#
-    );
-    wait_query(&stack, "the coordinator endpoint to be rejecting", &rejecting)?;
+    let rejecting =
+        format!(r#"greenplum_endpoint_state{{endpoint="{coordinator}",state="rejecting"}} == 1"#);
+    wait_query(
+        &stack,
+        "the coordinator endpoint to be rejecting",
+        &rejecting,
+    )?;
     let body = stack.exporter.scrape()?;
     assert_eq!(sample(&body, "greenplum_up"), Some(0.0), "{body}");
     assert!(
@@ -623,7 +675,10 @@ fn a_coordinator_out_of_connections_is_reported_and_nothing_runs() -> Result<()>
     );
     let standby = format!(
         "127.0.0.1:{}",
-        stack.lab.standby_port().context("the stack has a standby")?
+        stack
+            .lab
+            .standby_port()
+            .context("the stack has a standby")?
     );
     assert_eq!(
         number(
@@ -639,8 +694,45 @@ fn a_coordinator_out_of_connections_is_reported_and_nothing_runs() -> Result<()>
     story.say("GreenplumCoordinatorDown fired");
 
     let activation = wait_settled(&stack, "activate_standby", last)?;
+    let why = activation["history"][0]["detail"]["why"].clone();
     story.say(format!(
-        "remediator: activate_standby {} ({})",
+        "remediator: activate_standby {} ({why})",
+        activation["state"]
+    ));
+    assert_eq!(activation["state"], "no_op", "{activation:#}");
+    assert_eq!(why, "a coordinator answers", "{activation:#}");
+
+    // A remediator without a held session (restarted) cannot log in either: every read
+    // says "rejecting", which counts as unreachable, so only the gate that treats a
+    // refusing server as alive stands between an approval and two coordinators.
+    let held = hog.held();
+    stack.remediator.guard().kill();
+    wait_for(
+        "the remediator's slots to be freed and taken",
+        GUARD,
+        POLL,
+        || {
+            hog.fill(port, gplab::conn::USER, 100)?;
+            Ok((hog.held() > held).then_some(()))
+        },
+    )?;
+    stack.remediator.restart()?;
+    let first = activation["id"].as_i64().unwrap_or(0);
+    let status = stack.remediator.post_alerts(&delivery(
+        &[
+            ("alertname", "GreenplumCoordinatorDown"),
+            ("cluster", CLUSTER),
+            ("remediation", "activate_standby"),
+            ("severity", "critical"),
+        ],
+        "firing",
+        &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "e2e0000000000005",
+    ))?;
+    ensure!((200..300).contains(&status), "webhook answered {status}");
+    let activation = wait_settled(&stack, "activate_standby", first)?;
+    story.say(format!(
+        "restarted remediator: activate_standby {} ({})",
         activation["state"],
         refusal(&activation)["why"]
     ));
@@ -656,7 +748,11 @@ fn a_coordinator_out_of_connections_is_reported_and_nothing_runs() -> Result<()>
     wait_query(&stack, "the coordinator back", "greenplum_up == 1")?;
     wait_cleared(&stack, "GreenplumCoordinatorDown")?;
     wait_healthy(&stack, &mut story)?;
-    assert_eq!(stack.lab.coordinator_port(), port, "the standby was not activated");
+    assert_eq!(
+        stack.lab.coordinator_port(),
+        port,
+        "the standby was not activated"
+    );
     let actions = all_actions(&stack, last)?;
     assert!(executed(&actions).is_empty(), "{actions:#?}");
     assert_eq!(checksum(&stack)?, before, "committed rows lost");
@@ -739,7 +835,11 @@ fn an_exporter_restarted_during_a_failover_misses_nothing() -> Result<()> {
     wait_action(&stack, "rebalance", last, "rebalance to be verified", |r| {
         r["state"] == "succeeded"
     })?;
-    stack.lab.wait_for_catalog("balanced and synchronized", GUARD, balanced_and_synchronized)?;
+    stack.lab.wait_for_catalog(
+        "balanced and synchronized",
+        GUARD,
+        balanced_and_synchronized,
+    )?;
     wait_healthy(&stack, &mut story)?;
 
     let series_after = wait_for("the same series as before the fault", GUARD, POLL, || {
