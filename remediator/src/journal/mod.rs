@@ -9,6 +9,7 @@
 //! replicas, one advisory lock per cluster lane) fits behind it as well as SQLite.
 
 pub mod postgres;
+mod reserve;
 pub mod sqlite;
 
 use std::collections::BTreeMap;

@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection, DatabaseName, OptionalExtension};
 
+use super::reserve::{Reserve, RESERVE_BYTES};
 use super::*;
 
 const SCHEMA: &str = r#"
@@ -98,6 +99,7 @@ const CURRENT_STATE: &str =
 pub struct SqliteJournal {
     path: PathBuf,
     conn: Mutex<Slot>,
+    reserve: Reserve,
 }
 
 struct Slot {
@@ -126,6 +128,16 @@ impl DerefMut for Conn<'_> {
     fn deref_mut(&mut self) -> &mut Connection {
         &mut self.0.conn
     }
+}
+
+fn is_disk_full(e: &JournalError) -> bool {
+    matches!(
+        e,
+        JournalError::Storage {
+            source: rusqlite::Error::SqliteFailure(failure, _),
+            ..
+        } if failure.code == rusqlite::ErrorCode::DiskFull
+    )
 }
 
 fn is_read_only(conn: &Connection) -> bool {
@@ -163,9 +175,14 @@ impl SqliteJournal {
         if is_read_only(&conn) {
             tracing::warn!(path = %path.display(), "journal opened read-only (read-only file system?): deliveries are refused until it is writable");
         }
+        let reserve = Reserve::beside(path, RESERVE_BYTES);
+        if let Err(error) = reserve.keep() {
+            tracing::warn!(path = %reserve.path().display(), %error, "cannot reserve room for recording actions; deliveries are refused until it can");
+        }
         Ok(SqliteJournal {
             path: path.to_path_buf(),
             conn: Slot::new(conn),
+            reserve,
         })
     }
 
@@ -227,6 +244,33 @@ impl SqliteJournal {
                 slot.lost = Some(format!("cannot reopen {}: {error}", self.path.display()));
             }
         }
+    }
+
+    /// A record of work under way (everything but deliveries): when the disk is full it
+    /// may use the reserve.
+    fn critical<T>(&self, write: impl Fn() -> JournalResult<T>) -> JournalResult<T> {
+        match write() {
+            Err(e) if is_disk_full(&e) && self.reserve.release() => {
+                tracing::warn!(path = %self.reserve.path().display(), "journal disk full: released the reserve to record work under way; deliveries are refused until the room is back");
+                write()
+            }
+            other => other,
+        }
+    }
+
+    /// New work is only taken on while the room for finishing it is there.
+    fn keep_reserve(&self) -> JournalResult<()> {
+        self.reserve.keep().map_err(|e| {
+            let what = if e.kind() == std::io::ErrorKind::StorageFull {
+                "journal disk full"
+            } else {
+                "journal disk unusable"
+            };
+            JournalError::Unavailable(format!(
+                "{what}: cannot keep {} ({RESERVE_BYTES} bytes for recording actions under way): {e}",
+                self.reserve.path().display()
+            ))
+        })
     }
 
     fn state_history(conn: &Connection, id: i64) -> JournalResult<Vec<StateChange>> {
@@ -382,6 +426,8 @@ impl Journal for SqliteJournal {
         alerts: &[Alert],
     ) -> JournalResult<Vec<EventInsert>> {
         let mut conn = self.conn()?;
+        // Under the connection's lock, so concurrent deliveries do not write it twice.
+        self.keep_reserve()?;
         let tx = conn.transaction().map_err(storage("begin delivery"))?;
         let at = ts(received_at);
         tx.execute(
@@ -490,99 +536,111 @@ impl Journal for SqliteJournal {
         detail: &str,
         action_id: Option<i64>,
     ) -> JournalResult<()> {
-        let conn = self.conn()?;
-        conn.execute(
-            "INSERT INTO decisions (event_id, at, decision, detail, action_id)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![event_id, ts(Utc::now()), decision, detail, action_id],
-        )
-        .map_err(storage("insert decision"))?;
-        Ok(())
+        self.critical(|| {
+            let conn = self.conn()?;
+            conn.execute(
+                "INSERT INTO decisions (event_id, at, decision, detail, action_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![event_id, ts(Utc::now()), decision, detail, action_id],
+            )
+            .map_err(storage("insert decision"))?;
+            Ok(())
+        })
     }
 
     fn create_action(&self, plan: &NewAction, first: &StateChange) -> JournalResult<i64> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction().map_err(storage("begin action"))?;
-        tx.execute(
-            "INSERT INTO actions (created_at, cluster, plan, rule, intent)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                ts(plan.created_at),
-                plan.cluster,
-                to_json(plan, "plan")?,
-                plan.rule,
-                plan.intent
-            ],
-        )
-        .map_err(storage("insert action"))?;
-        let id = tx.last_insert_rowid();
-        tx.execute(
-            "INSERT INTO action_states (action_id, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                id,
-                ts(first.at),
-                first.state.as_str(),
-                to_json(&first.detail, "state detail")?
-            ],
-        )
-        .map_err(storage("insert action state"))?;
-        tx.commit().map_err(storage("commit action"))?;
-        Ok(id)
+        self.critical(|| {
+            let mut conn = self.conn()?;
+            let tx = conn.transaction().map_err(storage("begin action"))?;
+            tx.execute(
+                "INSERT INTO actions (created_at, cluster, plan, rule, intent)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    ts(plan.created_at),
+                    plan.cluster,
+                    to_json(plan, "plan")?,
+                    plan.rule,
+                    plan.intent
+                ],
+            )
+            .map_err(storage("insert action"))?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO action_states (action_id, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    id,
+                    ts(first.at),
+                    first.state.as_str(),
+                    to_json(&first.detail, "state detail")?
+                ],
+            )
+            .map_err(storage("insert action state"))?;
+            tx.commit().map_err(storage("commit action"))?;
+            Ok(id)
+        })
     }
 
     fn record_state(&self, action_id: i64, change: &StateChange) -> JournalResult<()> {
-        let conn = self.conn()?;
-        conn.execute(
-            "INSERT INTO action_states (action_id, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                action_id,
-                ts(change.at),
-                change.state.as_str(),
-                to_json(&change.detail, "state detail")?
-            ],
-        )
-        .map_err(storage("insert action state"))?;
-        Ok(())
+        self.critical(|| {
+            let conn = self.conn()?;
+            conn.execute(
+                "INSERT INTO action_states (action_id, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    action_id,
+                    ts(change.at),
+                    change.state.as_str(),
+                    to_json(&change.detail, "state detail")?
+                ],
+            )
+            .map_err(storage("insert action state"))?;
+            Ok(())
+        })
     }
 
     fn record_approval(&self, action_id: i64, approval: &Approval) -> JournalResult<()> {
-        let conn = self.conn()?;
-        conn.execute(
-            "INSERT INTO approvals (action_id, at, decision, who, why) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                action_id,
-                ts(approval.at),
-                approval.decision.as_str(),
-                approval.who,
-                approval.why
-            ],
-        )
-        .map_err(storage("insert approval"))?;
-        Ok(())
+        self.critical(|| {
+            let conn = self.conn()?;
+            conn.execute(
+                "INSERT INTO approvals (action_id, at, decision, who, why) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    action_id,
+                    ts(approval.at),
+                    approval.decision.as_str(),
+                    approval.who,
+                    approval.why
+                ],
+            )
+            .map_err(storage("insert approval"))?;
+            Ok(())
+        })
     }
 
     fn record_execution_start(&self, action_id: i64, start: &ExecutionStart) -> JournalResult<()> {
-        let conn = self.conn()?;
-        conn.execute(
-            "INSERT INTO executions (action_id, started_at, record) VALUES (?1, ?2, ?3)",
-            params![
-                action_id,
-                ts(start.started_at),
-                to_json(start, "execution")?
-            ],
-        )
-        .map_err(storage("insert execution"))?;
-        Ok(())
+        self.critical(|| {
+            let conn = self.conn()?;
+            conn.execute(
+                "INSERT INTO executions (action_id, started_at, record) VALUES (?1, ?2, ?3)",
+                params![
+                    action_id,
+                    ts(start.started_at),
+                    to_json(start, "execution")?
+                ],
+            )
+            .map_err(storage("insert execution"))?;
+            Ok(())
+        })
     }
 
     fn record_execution_end(&self, action_id: i64, end: &ExecutionEnd) -> JournalResult<()> {
-        let conn = self.conn()?;
-        conn.execute(
-            "INSERT INTO execution_results (action_id, record) VALUES (?1, ?2)",
-            params![action_id, to_json(end, "execution result")?],
-        )
-        .map_err(storage("insert execution result"))?;
-        Ok(())
+        self.critical(|| {
+            let conn = self.conn()?;
+            conn.execute(
+                "INSERT INTO execution_results (action_id, record) VALUES (?1, ?2)",
+                params![action_id, to_json(end, "execution result")?],
+            )
+            .map_err(storage("insert execution result"))?;
+            Ok(())
+        })
     }
 
     fn record_verification(
@@ -591,20 +649,22 @@ impl Journal for SqliteJournal {
         cluster: &str,
         verification: &Verification,
     ) -> JournalResult<()> {
-        let conn = self.conn()?;
-        conn.execute(
-            "INSERT INTO verifications (action_id, cluster, at, succeeded, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                action_id,
-                cluster,
-                ts(verification.at),
-                verification.succeeded,
-                to_json(&verification.detail, "verification detail")?
-            ],
-        )
-        .map_err(storage("insert verification"))?;
-        Ok(())
+        self.critical(|| {
+            let conn = self.conn()?;
+            conn.execute(
+                "INSERT INTO verifications (action_id, cluster, at, succeeded, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    action_id,
+                    cluster,
+                    ts(verification.at),
+                    verification.succeeded,
+                    to_json(&verification.detail, "verification detail")?
+                ],
+            )
+            .map_err(storage("insert verification"))?;
+            Ok(())
+        })
     }
 
     fn action(&self, id: i64) -> JournalResult<Option<ActionRecord>> {
@@ -760,13 +820,15 @@ impl Journal for SqliteJournal {
         why: &str,
         at: DateTime<Utc>,
     ) -> JournalResult<()> {
-        let conn = self.conn()?;
-        conn.execute(
-            "INSERT INTO controls (at, kind, cluster, who, why) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![ts(at), kind.as_str(), cluster, who, why],
-        )
-        .map_err(storage("insert control"))?;
-        Ok(())
+        self.critical(|| {
+            let conn = self.conn()?;
+            conn.execute(
+                "INSERT INTO controls (at, kind, cluster, who, why) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![ts(at), kind.as_str(), cluster, who, why],
+            )
+            .map_err(storage("insert control"))?;
+            Ok(())
+        })
     }
 
     fn paused(&self) -> JournalResult<bool> {
@@ -791,6 +853,7 @@ impl Journal for SqliteJournal {
 
 #[cfg(test)]
 mod tests {
+    use super::reserve::{Reserve, RESERVE_BYTES};
     use super::*;
     use crate::alert::tests::recorded_body;
     use crate::alert::WebhookPayload;
@@ -803,6 +866,7 @@ mod tests {
         SqliteJournal {
             path: path.to_path_buf(),
             conn: Slot::new(conn),
+            reserve: Reserve::beside(path, RESERVE_BYTES),
         }
     }
 
