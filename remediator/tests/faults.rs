@@ -193,6 +193,7 @@ fn one_group_delivered_100_times_by_two_senders_heals_once() {
         let d = journal.decisions(FINGERPRINT);
         (d.len() == VERSIONS.len()).then_some(d)
     });
+    eprintln!("decisions of the five versions: {decisions:?}");
     let count = |what: &str| decisions.iter().filter(|d| *d == what).count();
     assert_eq!(count("executed"), 1, "{decisions:?}");
     assert_eq!(count("resolved"), 2, "{decisions:?}");
@@ -338,6 +339,7 @@ fn partition_during_verification_is_never_verified_blind_nor_rerun() {
         "{done:#}\n{}",
         remediator.log_tail()
     );
+    eprintln!("timed-out partition: {:#}", done["history"]);
     let verifications = done["verifications"].as_array().expect("verifications");
     assert_eq!(verifications.len(), 1, "{done:#}");
     assert_eq!(verifications[0]["succeeded"], false);
@@ -560,4 +562,105 @@ fn journal_disk_full_or_read_only_answers_503_and_recovers() {
     drop(remediator);
     drop(journal);
     drop(disk);
+}
+
+/// Fills the disk and then the room SQLite's WAL still had: padded deliveries, halving in
+/// size, until even a small one is refused. Returns how many were accepted meanwhile.
+fn exhaust_the_journal(disk: &SmallDisk, remediator: &Remediator, fingerprint: &str) -> i64 {
+    disk.fill("filler");
+    let mut accepted = 0;
+    let mut pad = 200_000;
+    let mut i = 0;
+    loop {
+        i += 1;
+        let reply =
+            remediator.post_alerts_reply(&padded("resolved", &starts_at(i), fingerprint, pad));
+        match reply.0 {
+            202 => accepted += 1,
+            503 if pad == 0 => return accepted,
+            503 => pad /= 4,
+            _ => panic!("unexpected answer {reply:?}"),
+        }
+    }
+}
+
+/// The disk fills while `gprecoverseg` runs (every byte, then what SQLite's WAL had
+/// left): the command's end, its verification and the action's last states still have to be
+/// written. Expected: the journal spends the room it keeps for this (`journal.db-reserve`),
+/// so the action is verified `succeeded` while the disk is still full and nothing runs
+/// twice; new deliveries are 503 ("journal disk full") until the room can be taken back;
+/// with the filler gone the next delivery is 202. No committed row is lost.
+///
+/// Without the reserve the planner lost the record of the command's end and left the
+/// action `running` until a restart.
+#[test]
+fn journal_disk_fills_while_gprecoverseg_runs_and_the_reserve_records_the_end() {
+    let _turn = one_lab_at_a_time();
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(disk) = SmallDisk::mount(&dir.path().join("journal-disk"), "8m") else {
+        return;
+    };
+    let (lab, before) = loaded_lab(2, 3000);
+    let wrap = ToolWrap::install(dir.path(), &lab.bin_dir());
+    let journal_path = disk.path.join("journal.db");
+    let remediator = start(
+        dir.path(),
+        &lab_policy(CLUSTER, &lab, &wrap, RULES),
+        Some(&journal_path),
+    );
+    wrap.hold();
+    lab.fail_primary(0).expect("fail primary 0");
+    wait_failed_over(&lab, 0);
+    let body = payload(&spec("firing", "2026-11-21T13:00:00Z", "f100000000000001"));
+    assert_eq!(remediator.post_alerts(&body), 202);
+    let id = wait_for("the command to be journalled as running", || {
+        let action = remediator.actions().first()?.clone();
+        let action = remediator.action(action["id"].as_i64()?);
+        (action["state"] == "running" && !action["execution"].is_null()).then_some(action)
+    })["id"]
+        .as_i64()
+        .expect("id");
+    wait_for("gprecoverseg to start", || {
+        (wrap.invocations().len() == 1).then_some(())
+    });
+    exhaust_the_journal(&disk, &remediator, "f100000000000002");
+    wrap.release();
+
+    let done = remediator.wait_action_state(id, TERMINAL);
+    assert_eq!(
+        done["state"],
+        "succeeded",
+        "{done:#}\n{}",
+        remediator.log_tail()
+    );
+    assert!(done["result"]["finished_at"].is_string(), "{done:#}");
+    assert_eq!(wrap.invocations().len(), 1, "{:?}", wrap.invocations());
+    assert!(disk.path.join("filler").exists());
+    let reserve = journal_path.with_file_name("journal.db-reserve");
+    assert!(
+        !reserve.exists(),
+        "the end was recorded without spending the reserve"
+    );
+    let next = payload(&spec(
+        "resolved",
+        "2026-11-21T14:00:00Z",
+        "f100000000000003",
+    ));
+    assert_refused_for_the_journal(&remediator, &remediator.post_alerts_reply(&next), "full");
+
+    std::fs::remove_file(disk.path.join("filler")).expect("remove the filler");
+    assert_eq!(
+        remediator.post_alerts(&next),
+        202,
+        "{}",
+        remediator.log_tail()
+    );
+    assert!(reserve.exists(), "the room is taken back before new work");
+    wait_all_synchronized(&lab);
+    assert_eq!(
+        lab.checksum().expect("checksum"),
+        before,
+        "committed rows changed"
+    );
 }
