@@ -719,3 +719,49 @@ fn a_double_fault_the_catalog_hides_is_suspected() {
         );
     }
 }
+
+/// The recorded snapshots whose expositions are kept in `golden/`.
+fn golden_cases() -> Vec<(&'static str, Option<Scrape>)> {
+    vec![
+        ("healthy", Some(scrape_of(fx::healthy()))),
+        ("after_failover", Some(scrape_of(fx::after_failover()))),
+        ("mirror_down", Some(scrape_of(fx::mirror_down()))),
+        ("lagging_gp7", Some(scrape_of(fx::lagging_gp7()))),
+        ("full_recovery_gp7", Some(scrape_of(fx::full_recovery_gp7()))),
+        ("standby_down", Some(scrape_of(fx::standby_down()))),
+        ("coordinator_down", Some(scrape_of(fx::coordinator_down()))),
+        ("replication_failed", Some(scrape_of(fx::replication_failed()))),
+        ("no_scrape", None),
+    ]
+}
+
+/// The build's version and revision change with every commit; the golden files hold
+/// placeholders instead.
+fn without_build_identity(body: &str) -> String {
+    body.replace(&format!("version=\"{VERSION}\""), "version=\"VERSION\"")
+        .replace(&format!("revision=\"{REVISION}\""), "revision=\"REVISION\"")
+}
+
+/// Byte for byte, both formats, what the exporter exposed for recorded snapshots when these
+/// files were written (by the prometheus-client encoder and its OpenMetrics-to-text rewrite,
+/// before the direct encoder replaced them). A change here changes what users scrape: rewrite
+/// the files with `GOLDEN_UPDATE=1 cargo test -p greenplum-exporter golden` only on purpose.
+#[test]
+fn expositions_match_the_golden_files() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/metrics/golden");
+    let update = std::env::var_os("GOLDEN_UPDATE").is_some();
+    for (name, scrape) in golden_cases() {
+        for (format, ext) in [(Format::OpenMetrics, "om"), (Format::Text, "txt")] {
+            let body = without_build_identity(&encode(scrape.clone(), format));
+            let path = dir.join(format!("{name}.{ext}"));
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &body).unwrap();
+                continue;
+            }
+            let golden = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(body == golden, "{} differs:\n{body}", path.display());
+        }
+    }
+}
