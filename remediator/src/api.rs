@@ -273,7 +273,11 @@ mod tests {
         token: Option<&str>,
         body: &str,
     ) -> (StatusCode, serde_json::Value) {
-        let mut request = Request::builder().method(method).uri(uri);
+        // The API takes JSON only (415 otherwise).
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json");
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }

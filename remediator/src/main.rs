@@ -9,10 +9,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use axum_server::tls_rustls::RustlsConfig;
 use greenplum_remediator::auth::{read_secret, Authenticator};
 use greenplum_remediator::backends::RealBackends;
-use greenplum_remediator::http::{self, AppState, DEFAULT_BODY_LIMIT};
+use greenplum_remediator::http::{self, AppState, DEFAULT_BODY_LIMIT, DEFAULT_READ_TIMEOUT};
 use greenplum_remediator::journal::{Journal, PostgresJournal, SqliteJournal};
 use greenplum_remediator::metrics::Metrics;
 use greenplum_remediator::planner::{self, PlannerConfig};
@@ -135,6 +134,10 @@ struct ServeArgs {
     run_dir: Option<PathBuf>,
     #[arg(long = "web.max-body-bytes", default_value_t = DEFAULT_BODY_LIMIT)]
     body_limit: usize,
+    /// How long a client may take to send its request headers, and then its body; a slower
+    /// connection is closed (408 for a body). Default 10s.
+    #[arg(long = "web.read-timeout", value_parser = parse_duration)]
+    read_timeout: Option<Duration>,
     #[command(flatten)]
     auth: AuthArgs,
     #[command(flatten)]
@@ -362,42 +365,17 @@ fn serve(args: ServeArgs) -> Result<()> {
             planner: Some(handle),
         });
         let router = http::router(state);
-        match tls {
-            Some(config) => serve_tls(args.listen, config, router, mtls).await,
-            None => {
-                let listener = tokio::net::TcpListener::bind(args.listen)
-                    .await
-                    .with_context(|| format!("listen on {}", args.listen))?;
-                tracing::info!(address = %args.listen, "greenplum-remediator listening");
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async {
-                        let _ = tokio::signal::ctrl_c().await;
-                    })
-                    .await
-                    .context("serve HTTP")
-            }
-        }
+        let listener = std::net::TcpListener::bind(args.listen)
+            .with_context(|| format!("listen on {}", args.listen))?;
+        tracing::info!(address = %args.listen, tls = tls.is_some(), mtls, "greenplum-remediator listening");
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let read_timeout = args.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT);
+        http::serve(listener, router, tls, read_timeout, shutdown)
+            .await
+            .with_context(|| format!("serve on {}", args.listen))
     })
-}
-
-async fn serve_tls(
-    address: SocketAddr,
-    config: rustls::ServerConfig,
-    router: axum::Router,
-    mtls: bool,
-) -> Result<()> {
-    let handle = axum_server::Handle::new();
-    let shutdown = handle.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
-    });
-    tracing::info!(address = %address, mtls, "greenplum-remediator listening (TLS)");
-    axum_server::bind_rustls(address, RustlsConfig::from_config(Arc::new(config)))
-        .handle(handle)
-        .serve(router.into_make_service())
-        .await
-        .with_context(|| format!("serve HTTPS on {address}"))
 }
 
 fn client_agent(client: &ClientArgs) -> Result<(ureq::Agent, Option<String>)> {

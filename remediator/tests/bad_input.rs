@@ -227,6 +227,40 @@ fn wrong_methods_and_unknown_paths() {
     assert_eq!(server.deliveries(), 0);
 }
 
+/// A refusal sent before the body was read ends the connection, and says so: a keep-alive
+/// client (Alertmanager's, ureq) must not send its next request into a closed socket. Seen
+/// as an intermittent "Unexpected EOF" in `http_guards` before the header was added.
+#[test]
+fn refusals_before_the_body_say_connection_close() {
+    let server = Server::start();
+    let mut stream = TcpStream::connect(server.address).expect("connect");
+    stream
+        .set_read_timeout(Some(EXCHANGE_GUARD))
+        .expect("timeout");
+    // Headers only; the announced body never comes, so the server cannot drain it.
+    stream
+        .write_all(
+            b"POST /api/v1/alerts HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n",
+        )
+        .expect("send");
+    let answer = read_answer(&mut stream);
+    assert_eq!(answer.status, Some(401), "{answer:?}");
+    assert_eq!(answer.header("connection"), Some("close"), "{answer:?}");
+    // A request whose body was read keeps its connection.
+    let mut stream = TcpStream::connect(server.address).expect("connect");
+    stream
+        .set_read_timeout(Some(EXCHANGE_GUARD))
+        .expect("timeout");
+    stream
+        .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: r\r\n\r\nGET /-/healthy HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+    server.assert_alive("an early refusal");
+}
+
 #[test]
 fn huge_headers_and_bodies() {
     let server = Server::start();
