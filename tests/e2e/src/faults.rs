@@ -157,6 +157,13 @@ pub fn advance_wal(port: u16, bytes: u64) -> Result<u64> {
     bail!("WAL on port {port} did not advance by {bytes} bytes in {rounds} switches")
 }
 
+/// Bytes an unprivileged writer may still use on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> Result<u64> {
+    let stat =
+        nix::sys::statvfs::statvfs(path).with_context(|| format!("statvfs {}", path.display()))?;
+    Ok(u64::from(stat.blocks_available()) * u64::from(stat.fragment_size()))
+}
+
 /// Starts a stopped lab instance by hand, as an operator would after a double fault
 /// (`pg_ctl start` on the instance with the most recent data).
 pub fn start_by_hand(lab: &Lab, datadir: &Path, dbid: i16) -> Result<()> {

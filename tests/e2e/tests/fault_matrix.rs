@@ -14,7 +14,8 @@ use anyhow::{bail, ensure, Context, Result};
 use gplab::{Flavor, SegmentRow};
 use greenplum_e2e::exporter::ExporterOptions;
 use greenplum_e2e::faults::{
-    advance_wal, create_application_role, delivery, start_by_hand, CatalogLock, ConnectionHog,
+    advance_wal, create_application_role, delivery, free_bytes, start_by_hand, CatalogLock,
+    ConnectionHog,
 };
 use greenplum_e2e::process::wait_for;
 use greenplum_e2e::scenario::{
@@ -277,6 +278,13 @@ fn a_lagging_mirror_raises_the_lag_alert_and_nothing_runs() -> Result<()> {
     wait_healthy(&stack, &mut story)?;
     let last = last_action_id(&stack)?;
     let primary = row(&lab.segments()?, 0, 'p')?;
+    // Without room the servers PANIC on a full disk and the row fails for the wrong reason.
+    let free = free_bytes(lab.dir())?;
+    ensure!(
+        free > 2 * LAG_ALERT_BYTES,
+        "this row keeps over 1 GiB of WAL on a mirror (the shipped threshold); only {free} bytes are free under {}",
+        lab.dir().display()
+    );
 
     lab.lag(0, true)?;
     story.restart_clock();
