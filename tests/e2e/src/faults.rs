@@ -161,7 +161,7 @@ pub fn advance_wal(port: u16, bytes: u64) -> Result<u64> {
 pub fn free_bytes(path: &Path) -> Result<u64> {
     let stat =
         nix::sys::statvfs::statvfs(path).with_context(|| format!("statvfs {}", path.display()))?;
-    Ok(u64::from(stat.blocks_available()) * u64::from(stat.fragment_size()))
+    Ok(stat.blocks_available() * stat.fragment_size())
 }
 
 /// Starts a stopped lab instance by hand, as an operator would after a double fault
