@@ -1,9 +1,5 @@
-//! Content negotiation and the Prometheus text format 0.0.4.
-//!
-//! prometheus-client writes OpenMetrics. Its samples are valid text format lines, but the
-//! metadata differs: OpenMetrics names a counter family without `_total` and an info family
-//! without `_info` (and text 0.0.4 has no `info` type), and it ends with `# EOF`. Text format
-//! parsers match `# TYPE` to sample names, so the metadata is rewritten, the samples kept.
+//! Content negotiation: OpenMetrics or the Prometheus text format 0.0.4. Both are written
+//! directly by `metrics::encoder`.
 
 use crate::metrics::Format;
 
@@ -46,57 +42,6 @@ pub fn negotiate(accept: Option<&str>) -> Format {
     }
 }
 
-/// Rewrites an OpenMetrics exposition as Prometheus text format 0.0.4.
-pub fn openmetrics_to_text(openmetrics: &str) -> String {
-    let mut out = String::with_capacity(openmetrics.len());
-    // HELP comes before TYPE, but its name depends on the type: hold it until TYPE arrives.
-    let mut pending_help: Option<(&str, &str)> = None;
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            flush_help(&mut out, pending_help.take(), None);
-            pending_help = Some(rest.split_once(' ').unwrap_or((rest, "")));
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
-            let (name, kind) = match kind {
-                "counter" => (format!("{name}_total"), "counter"),
-                "info" => (format!("{name}_info"), "gauge"),
-                "gauge" | "histogram" | "summary" => (name.to_string(), kind),
-                _ => (name.to_string(), "untyped"),
-            };
-            let help = pending_help
-                .take()
-                .filter(|(n, _)| *n == rest.split(' ').next().unwrap_or(""));
-            flush_help(&mut out, help, Some(&name));
-            out.push_str("# TYPE ");
-            out.push_str(&name);
-            out.push(' ');
-            out.push_str(kind);
-            out.push('\n');
-            continue;
-        }
-        flush_help(&mut out, pending_help.take(), None);
-        out.push_str(line);
-        out.push('\n');
-    }
-    flush_help(&mut out, pending_help.take(), None);
-    out
-}
-
-fn flush_help(out: &mut String, help: Option<(&str, &str)>, renamed: Option<&str>) {
-    if let Some((name, text)) = help {
-        out.push_str("# HELP ");
-        out.push_str(renamed.unwrap_or(name));
-        out.push(' ');
-        out.push_str(text);
-        out.push('\n');
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,20 +80,6 @@ mod tests {
         assert_eq!(
             negotiate(Some("application/openmetrics-text")),
             Format::OpenMetrics
-        );
-    }
-
-    #[test]
-    fn text_format_renames_counter_and_info_metadata_and_drops_eof() {
-        let om = "# HELP a_events Events.\n# TYPE a_events counter\na_events_total 3\n\
-                  # HELP a_version Version.\n# TYPE a_version info\na_version_info{v=\"1\"} 1\n\
-                  # HELP a_up Up.\n# TYPE a_up gauge\na_up 1\n# EOF\n";
-        let text = openmetrics_to_text(om);
-        assert_eq!(
-            text,
-            "# HELP a_events_total Events.\n# TYPE a_events_total counter\na_events_total 3\n\
-             # HELP a_version_info Version.\n# TYPE a_version_info gauge\na_version_info{v=\"1\"} 1\n\
-             # HELP a_up Up.\n# TYPE a_up gauge\na_up 1\n"
         );
     }
 }

@@ -4,7 +4,7 @@
 use greenplum_catalog::health::ClusterState;
 use greenplum_catalog::{EndpointState, Snapshot};
 
-use super::{Family, Kind, Out};
+use super::{Encoder, Family, Kind};
 
 pub(super) static UP: Family = Family {
     name: "greenplum_up",
@@ -41,31 +41,30 @@ const CLUSTER_STATES: [ClusterState; 5] = [
     ClusterState::Unknown,
 ];
 
-pub(super) fn collect(snapshot: &Snapshot, out: &mut Out) {
-    out.push(&UP, vec![], snapshot.coordinator_up());
+pub(super) fn collect(snapshot: &Snapshot, out: &mut Encoder) {
+    out.family(&UP).sample(&[], snapshot.coordinator_up());
     if let Some(version) = &snapshot.version {
-        out.info(
-            &VERSION_INFO,
-            vec![
-                ("version", version.product_version.clone()),
-                ("flavor", version.product.as_str().to_string()),
-                ("pg_version", version.pg_version.clone()),
+        out.family(&VERSION_INFO).info(
+            &[
+                ("version", (&version.product_version).into()),
+                ("flavor", version.product.as_str().into()),
+                ("pg_version", (&version.pg_version).into()),
             ],
+            &[],
         );
     }
+    let mut endpoints = out.family(&ENDPOINT_STATE);
     for endpoint in &snapshot.endpoints {
-        out.state_set(
-            &ENDPOINT_STATE,
-            &vec![("endpoint", endpoint.endpoint.clone())],
+        endpoints.state_set(
+            &[("endpoint", (&endpoint.endpoint).into())],
             "state",
             &EndpointState::ALL,
             endpoint.state,
             EndpointState::as_str,
         );
     }
-    out.state_set(
-        &CLUSTER_STATE,
-        &vec![],
+    out.family(&CLUSTER_STATE).state_set(
+        &[],
         "state",
         &CLUSTER_STATES,
         snapshot.cluster_state(),

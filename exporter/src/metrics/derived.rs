@@ -3,7 +3,7 @@
 
 use greenplum_catalog::{Role, SegmentStatus, Snapshot};
 
-use super::{Family, Kind, Out};
+use super::{Encoder, Family, Kind};
 
 pub(super) static SEGMENTS: Family = Family {
     name: "greenplum_segments",
@@ -64,45 +64,45 @@ pub(super) static FAMILIES: &[&Family] = &[
     &HOST_PREFERRED,
 ];
 
-pub(super) fn collect(snapshot: &Snapshot, out: &mut Out) {
+pub(super) fn collect(snapshot: &Snapshot, out: &mut Encoder) {
     let (Ok(segments), Some(health)) = (&snapshot.segments, snapshot.health()) else {
         return;
     };
     // Every role/status pair is exposed, zeros included, so `segments{status="down"} > 0`
     // has a series to compare against in a healthy cluster.
+    let mut counts = out.family(&SEGMENTS);
     for role in [Role::Primary, Role::Mirror] {
         for (status, status_name) in [(SegmentStatus::Up, "up"), (SegmentStatus::Down, "down")] {
             let count = segments
                 .iter()
                 .filter(|s| !s.is_coordinator_tier() && s.role == role && s.status == status)
                 .count();
-            out.push(
-                &SEGMENTS,
-                vec![
-                    ("role", role.as_str().to_string()),
-                    ("status", status_name.to_string()),
+            counts.sample(
+                &[
+                    ("role", role.as_str().into()),
+                    ("status", status_name.into()),
                 ],
                 count,
             );
         }
     }
-    out.push(&ROLE_MISMATCH, vec![], health.role_mismatch_dbids.len());
-    out.push(&UNAVAILABLE, vec![], health.unavailable_contents.len());
-    out.push(
-        &SUSPECTED_UNAVAILABLE,
-        vec![],
-        health.suspected_unavailable_contents.len(),
-    );
-    out.push(&UNPROTECTED, vec![], health.unprotected_contents.len());
-    out.push(
-        &MIRROR_ON_PRIMARY_HOST,
-        vec![],
-        health.mirror_on_primary_host_contents.len(),
-    );
-    for (host, count) in &health.host_acting_primaries {
-        out.push(&HOST_ACTING, vec![("hostname", host.clone())], *count);
-    }
-    for (host, count) in &health.host_preferred_primaries {
-        out.push(&HOST_PREFERRED, vec![("hostname", host.clone())], *count);
+    out.family(&ROLE_MISMATCH)
+        .sample(&[], health.role_mismatch_dbids.len());
+    out.family(&UNAVAILABLE)
+        .sample(&[], health.unavailable_contents.len());
+    out.family(&SUSPECTED_UNAVAILABLE)
+        .sample(&[], health.suspected_unavailable_contents.len());
+    out.family(&UNPROTECTED)
+        .sample(&[], health.unprotected_contents.len());
+    out.family(&MIRROR_ON_PRIMARY_HOST)
+        .sample(&[], health.mirror_on_primary_host_contents.len());
+    for (family, hosts) in [
+        (&HOST_ACTING, &health.host_acting_primaries),
+        (&HOST_PREFERRED, &health.host_preferred_primaries),
+    ] {
+        let mut per_host = out.family(family);
+        for (host, count) in hosts {
+            per_host.sample(&[("hostname", host.into())], *count);
+        }
     }
 }

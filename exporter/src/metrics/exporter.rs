@@ -2,7 +2,7 @@
 
 use greenplum_catalog::{Snapshot, Source};
 
-use super::{Family, Kind, Out, Scrape};
+use super::{Encoder, Family, Kind, Scrape};
 
 pub(super) static COLLECTOR_SUCCESS: Family = Family {
     name: "greenplum_exporter_collector_success",
@@ -52,27 +52,25 @@ fn succeeded(snapshot: &Snapshot, source: Source) -> bool {
     }
 }
 
-pub(super) fn collect(scrape: Option<&Scrape>, out: &mut Out) {
+pub(super) fn collect(scrape: Option<&Scrape>, out: &mut Encoder) {
     if let Some(scrape) = scrape {
         let snapshot = &scrape.snapshot;
+        let mut success = out.family(&COLLECTOR_SUCCESS);
         for source in Source::ALL {
-            let collector = vec![("collector", source.as_str().to_string())];
-            out.push(&COLLECTOR_SUCCESS, collector, succeeded(snapshot, source));
-        }
-        for (source, seconds) in &snapshot.durations_seconds {
-            out.push(
-                &COLLECTOR_DURATION,
-                vec![("collector", source.as_str().to_string())],
-                *seconds,
+            success.sample(
+                &[("collector", source.as_str().into())],
+                succeeded(snapshot, source),
             );
         }
-        out.push(&SCRAPE_DURATION, vec![], scrape.duration_seconds);
+        let mut durations = out.family(&COLLECTOR_DURATION);
+        for (source, seconds) in &snapshot.durations_seconds {
+            durations.sample(&[("collector", source.as_str().into())], *seconds);
+        }
+        out.family(&SCRAPE_DURATION)
+            .sample(&[], scrape.duration_seconds);
     }
-    out.info(
-        &BUILD_INFO,
-        vec![
-            ("version", VERSION.to_string()),
-            ("revision", REVISION.to_string()),
-        ],
+    out.family(&BUILD_INFO).info(
+        &[("version", VERSION.into()), ("revision", REVISION.into())],
+        &[],
     );
 }

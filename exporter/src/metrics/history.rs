@@ -2,7 +2,7 @@
 
 use greenplum_catalog::Snapshot;
 
-use super::{Family, Kind, Out};
+use super::{Encoder, Family, Kind};
 
 pub(super) static FTS_EVENTS: Family = Family {
     name: "greenplum_fts_events_total",
@@ -18,16 +18,13 @@ pub(super) static LAST_CHANGE: Family = Family {
 
 pub(super) static FAMILIES: &[&Family] = &[&FTS_EVENTS, &LAST_CHANGE];
 
-pub(super) fn collect(snapshot: &Snapshot, out: &mut Out) {
+pub(super) fn collect(snapshot: &Snapshot, out: &mut Encoder) {
     let Ok(history) = &snapshot.history else {
         return;
     };
-    out.push(&FTS_EVENTS, vec![], history.fts_events);
+    out.family(&FTS_EVENTS).sample(&[], history.fts_events);
     if let Some(last) = history.last_change {
-        out.push(
-            &LAST_CHANGE,
-            vec![],
-            last.timestamp_millis() as f64 / 1000.0,
-        );
+        out.family(&LAST_CHANGE)
+            .sample(&[], last.timestamp_millis() as f64 / 1000.0);
     }
 }

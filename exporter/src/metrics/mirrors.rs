@@ -1,9 +1,9 @@
 //! Mirror replication per content, from the acting primaries' walsenders, and the progress
 //! of a full recovery.
 
-use greenplum_catalog::{ReplicationState, Snapshot};
+use greenplum_catalog::{MirrorReplication, ReplicationState, Snapshot};
 
-use super::{Family, Kind, Out};
+use super::{Encoder, Family, Kind, Label};
 
 pub(super) static REPLICATION_STATE: Family = Family {
     name: "greenplum_mirror_replication_state",
@@ -36,49 +36,53 @@ pub(super) static FAMILIES: &[&Family] = &[
     &RECOVERY_BYTES,
 ];
 
-pub(super) fn collect(snapshot: &Snapshot, out: &mut Out) {
+pub(super) fn collect(snapshot: &Snapshot, out: &mut Encoder) {
     if let Ok(mirrors) = &snapshot.mirrors {
+        // A family's samples are written together, so each family takes its own pass.
+        let content =
+            |m: &MirrorReplication| -> [Label<'static>; 1] { [("content", m.content.into())] };
+        let mut states = out.family(&REPLICATION_STATE);
         for mirror in mirrors {
-            let content = vec![("content", mirror.content.to_string())];
-            out.state_set(
-                &REPLICATION_STATE,
-                &content,
+            states.state_set(
+                &content(mirror),
                 "state",
                 &ReplicationState::ALL,
                 mirror.state(),
                 ReplicationState::as_str,
             );
-            if let Some(lag) = mirror.lag() {
-                for (stage, bytes) in [
-                    ("send", lag.send_bytes),
-                    ("flush", lag.flush_bytes),
-                    ("replay", lag.replay_bytes),
-                ] {
-                    if let Some(bytes) = bytes {
-                        let mut labels = content.clone();
-                        labels.push(("stage", stage.to_string()));
-                        out.push(&WAL_LAG_BYTES, labels, bytes);
-                    }
+        }
+        let mut lag_bytes = out.family(&WAL_LAG_BYTES);
+        for mirror in mirrors {
+            let Some(lag) = mirror.lag() else {
+                continue;
+            };
+            for (stage, bytes) in [
+                ("send", lag.send_bytes),
+                ("flush", lag.flush_bytes),
+                ("replay", lag.replay_bytes),
+            ] {
+                if let Some(bytes) = bytes {
+                    lag_bytes.sample_with(&content(mirror), &[("stage", stage.into())], bytes);
                 }
             }
+        }
+        let mut replay_lag = out.family(&REPLAY_LAG_SECONDS);
+        for mirror in mirrors {
             if let Some(seconds) = mirror.mirror.as_ref().and_then(|m| m.replay_lag_seconds) {
-                out.push(&REPLAY_LAG_SECONDS, content.clone(), seconds);
+                replay_lag.sample(&content(mirror), seconds);
             }
         }
     }
     if let Ok(progress) = &snapshot.recovery {
+        let mut recovery_bytes = out.family(&RECOVERY_BYTES);
         for recovery in progress {
             for (kind, bytes) in [
                 ("total", recovery.total_bytes),
                 ("streamed", recovery.streamed_bytes),
             ] {
                 if let Some(bytes) = bytes {
-                    out.push(
-                        &RECOVERY_BYTES,
-                        vec![
-                            ("content", recovery.content.to_string()),
-                            ("kind", kind.to_string()),
-                        ],
+                    recovery_bytes.sample(
+                        &[("content", recovery.content.into()), ("kind", kind.into())],
                         bytes,
                     );
                 }

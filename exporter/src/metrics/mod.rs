@@ -7,6 +7,7 @@
 
 mod cluster;
 mod derived;
+mod encoder;
 mod exporter;
 pub use exporter::{REVISION, VERSION};
 mod history;
@@ -17,11 +18,8 @@ mod standby;
 use std::sync::Arc;
 
 use greenplum_catalog::Snapshot;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
-use prometheus_client::metrics::exemplar::Exemplar;
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
+
+use encoder::{Encoder, Label};
 
 /// What a family is in the OpenMetrics sense.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +40,8 @@ pub struct Family {
 }
 
 impl Family {
-    /// The name OpenMetrics puts in `# TYPE`: prometheus-client appends `_total` to counter
-    /// samples and `_info` to info samples, so the descriptor carries the name without them.
+    /// The name OpenMetrics puts in `# HELP` and `# TYPE`: a counter family is named
+    /// without `_total` and an info family without `_info`, the suffixes of their samples.
     fn descriptor_name(&self) -> &'static str {
         let suffix = match self.kind {
             Kind::Gauge => "",
@@ -51,14 +49,6 @@ impl Family {
             Kind::Info => "_info",
         };
         self.name.strip_suffix(suffix).unwrap_or(self.name)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        match self.kind {
-            Kind::Gauge => MetricType::Gauge,
-            Kind::Counter => MetricType::Counter,
-            Kind::Info => MetricType::Info,
-        }
     }
 }
 
@@ -80,98 +70,6 @@ pub fn family_names() -> Vec<&'static str> {
     names
 }
 
-type Labels = Vec<(&'static str, String)>;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Value {
-    Int(i64),
-    Unsigned(u64),
-    Float(f64),
-}
-
-impl From<bool> for Value {
-    fn from(b: bool) -> Self {
-        Value::Int(i64::from(b))
-    }
-}
-
-impl From<u64> for Value {
-    fn from(v: u64) -> Self {
-        Value::Unsigned(v)
-    }
-}
-
-impl From<u32> for Value {
-    fn from(v: u32) -> Self {
-        Value::Unsigned(u64::from(v))
-    }
-}
-
-impl From<usize> for Value {
-    fn from(v: usize) -> Self {
-        Value::Unsigned(v as u64)
-    }
-}
-
-impl From<f64> for Value {
-    fn from(v: f64) -> Self {
-        Value::Float(v)
-    }
-}
-
-/// The samples of one family for this scrape.
-#[derive(Debug)]
-struct Samples {
-    family: &'static Family,
-    samples: Vec<(Labels, Value)>,
-}
-
-/// The families of one scrape, filled by the group modules.
-#[derive(Debug, Default)]
-struct Out {
-    families: Vec<Samples>,
-}
-
-impl Out {
-    fn push(&mut self, family: &'static Family, labels: Labels, value: impl Into<Value>) {
-        let value = value.into();
-        match self
-            .families
-            .iter_mut()
-            .find(|s| std::ptr::eq(s.family, family))
-        {
-            Some(existing) => existing.samples.push((labels, value)),
-            None => self.families.push(Samples {
-                family,
-                samples: vec![(labels, value)],
-            }),
-        }
-    }
-
-    /// A state set (the kube-state-metrics pattern): one series per possible state, 1 for
-    /// the current one, so a state change never creates or removes a series.
-    fn state_set<S: Copy + PartialEq>(
-        &mut self,
-        family: &'static Family,
-        labels: &Labels,
-        label: &'static str,
-        states: &[S],
-        current: S,
-        name: impl Fn(S) -> &'static str,
-    ) {
-        for &state in states {
-            let mut l = labels.clone();
-            l.push((label, name(state).to_string()));
-            self.push(family, l, state == current);
-        }
-    }
-
-    fn info(&mut self, family: &'static Family, labels: Labels) {
-        debug_assert_eq!(family.kind, Kind::Info);
-        self.push(family, labels, 1u64);
-    }
-}
-
 /// What one scrape hands to the encoder.
 #[derive(Debug, Clone)]
 pub struct Scrape {
@@ -180,65 +78,18 @@ pub struct Scrape {
     pub duration_seconds: f64,
 }
 
-/// Builds this scrape's families; the collector and the tests both start here.
-fn collect(scrape: Option<&Scrape>) -> Out {
-    let mut out = Out::default();
+/// Writes this scrape's families, group by group.
+fn collect(scrape: Option<&Scrape>, out: &mut Encoder) {
     if let Some(scrape) = scrape {
         let snapshot = &scrape.snapshot;
-        cluster::collect(snapshot, &mut out);
-        standby::collect(snapshot, &mut out);
-        segments::collect(snapshot, &mut out);
-        mirrors::collect(snapshot, &mut out);
-        derived::collect(snapshot, &mut out);
-        history::collect(snapshot, &mut out);
+        cluster::collect(snapshot, out);
+        standby::collect(snapshot, out);
+        segments::collect(snapshot, out);
+        mirrors::collect(snapshot, out);
+        derived::collect(snapshot, out);
+        history::collect(snapshot, out);
     }
-    exporter::collect(scrape, &mut out);
-    out
-}
-
-/// A prometheus-client collector that encodes one scrape and nothing else.
-#[derive(Debug)]
-struct ScrapeCollector(Option<Scrape>);
-
-impl Collector for ScrapeCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        for samples in collect(self.0.as_ref()).families {
-            let family = samples.family;
-            let mut metric = encoder.encode_descriptor(
-                family.descriptor_name(),
-                family.help,
-                None,
-                family.metric_type(),
-            )?;
-            for (labels, value) in &samples.samples {
-                if family.kind == Kind::Info {
-                    metric.encode_info(labels)?;
-                } else if labels.is_empty() {
-                    // Without labels, skip the family layer: it would print `name{} 1`.
-                    encode_value(&mut metric, family.kind, *value)?;
-                } else {
-                    encode_value(&mut metric.encode_family(labels)?, family.kind, *value)?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn encode_value(
-    metric: &mut MetricEncoder,
-    kind: Kind,
-    value: Value,
-) -> Result<(), std::fmt::Error> {
-    let no_exemplar = None::<&Exemplar<NoLabelSet, f64>>;
-    match (kind, value) {
-        (Kind::Counter, Value::Int(v)) => metric.encode_counter(&(v.max(0) as u64), no_exemplar),
-        (Kind::Counter, Value::Unsigned(v)) => metric.encode_counter(&v, no_exemplar),
-        (Kind::Counter, Value::Float(v)) => metric.encode_counter(&v, no_exemplar),
-        (_, Value::Int(v)) => metric.encode_gauge(&v),
-        (_, Value::Unsigned(v)) => metric.encode_gauge(&v),
-        (_, Value::Float(v)) => metric.encode_gauge(&v),
-    }
+    exporter::collect(scrape, out);
 }
 
 /// The exposition format a scraper asked for.
@@ -261,17 +112,9 @@ impl Format {
 /// Encodes one scrape (or, with `None`, only the exporter's own build info: the
 /// multi-cluster `/metrics`).
 pub fn encode(scrape: Option<Scrape>, format: Format) -> String {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(ScrapeCollector(scrape)));
-    let mut body = String::new();
-    // Writing into a String cannot fail, and our collector only fails on writer errors.
-    if let Err(err) = prometheus_client::encoding::text::encode(&mut body, &registry) {
-        tracing::error!(%err, "encoding metrics failed");
-    }
-    match format {
-        Format::OpenMetrics => body,
-        Format::Text => crate::exposition::openmetrics_to_text(&body),
-    }
+    let mut out = Encoder::new(format);
+    collect(scrape.as_ref(), &mut out);
+    out.finish()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 
 use greenplum_catalog::{Dialect, Mode, Segment, Snapshot};
 
-use super::{Family, Kind, Labels, Out};
+use super::{Encoder, Family, Kind, Label};
 
 pub(super) static UP: Family = Family {
     name: "greenplum_segment_up",
@@ -46,17 +46,14 @@ pub(super) static INFO: Family = Family {
 pub(super) static FAMILIES: &[&Family] = &[&UP, &IS_PRIMARY, &ROLE_MISMATCH, &MODE, &INFO];
 
 /// The identity of an instance: what stays the same across a failover.
-pub(super) fn identity(segment: &Segment) -> Labels {
-    vec![
-        ("dbid", segment.dbid.to_string()),
-        ("content", segment.content.to_string()),
-        ("hostname", segment.hostname.clone()),
-        ("address", segment.address.clone()),
-        ("port", segment.port.to_string()),
-        (
-            "preferred_role",
-            segment.preferred_role.as_str().to_string(),
-        ),
+fn identity(segment: &Segment) -> [Label<'_>; 6] {
+    [
+        ("dbid", segment.dbid.into()),
+        ("content", segment.content.into()),
+        ("hostname", (&segment.hostname).into()),
+        ("address", (&segment.address).into()),
+        ("port", segment.port.into()),
+        ("preferred_role", segment.preferred_role.as_str().into()),
     ]
 }
 
@@ -74,27 +71,47 @@ fn possible_modes(snapshot: &Snapshot, segments: &[Segment]) -> &'static [Mode] 
     }
 }
 
-pub(super) fn collect(snapshot: &Snapshot, out: &mut Out) {
+pub(super) fn collect(snapshot: &Snapshot, out: &mut Encoder) {
     let Ok(segments) = &snapshot.segments else {
         return;
     };
-    let modes = possible_modes(snapshot, segments);
+    let mut info = out.family(&INFO);
     for segment in segments {
-        let labels = identity(segment);
-        let mut info = labels.clone();
-        info.push(("role", segment.role.as_str().to_string()));
-        info.push(("datadir", segment.datadir.clone().unwrap_or_default()));
-        out.info(&INFO, info);
-        if segment.is_coordinator_tier() {
-            continue;
-        }
-        out.push(&UP, labels.clone(), segment.is_up());
-        out.push(
-            &IS_PRIMARY,
-            labels.clone(),
+        let current = [
+            ("role", segment.role.as_str().into()),
+            (
+                "datadir",
+                segment.datadir.as_deref().unwrap_or_default().into(),
+            ),
+        ];
+        info.info(&identity(segment), &current);
+    }
+    // A family's samples are written together, so each family takes its own pass.
+    let instances = || segments.iter().filter(|s| !s.is_coordinator_tier());
+    let mut up = out.family(&UP);
+    for segment in instances() {
+        up.sample(&identity(segment), segment.is_up());
+    }
+    let mut is_primary = out.family(&IS_PRIMARY);
+    for segment in instances() {
+        is_primary.sample(
+            &identity(segment),
             segment.role == greenplum_catalog::Role::Primary,
         );
-        out.push(&ROLE_MISMATCH, labels.clone(), segment.role_mismatch());
-        out.state_set(&MODE, &labels, "mode", modes, segment.mode, Mode::as_str);
+    }
+    let mut role_mismatch = out.family(&ROLE_MISMATCH);
+    for segment in instances() {
+        role_mismatch.sample(&identity(segment), segment.role_mismatch());
+    }
+    let modes = possible_modes(snapshot, segments);
+    let mut mode = out.family(&MODE);
+    for segment in instances() {
+        mode.state_set(
+            &identity(segment),
+            "mode",
+            modes,
+            segment.mode,
+            Mode::as_str,
+        );
     }
 }

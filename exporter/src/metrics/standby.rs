@@ -3,7 +3,7 @@
 
 use greenplum_catalog::{ReplicationState, Snapshot, SyncState};
 
-use super::{Family, Kind, Out};
+use super::{Encoder, Family, Kind};
 
 pub(super) static CONFIGURED: Family = Family {
     name: "greenplum_standby_configured",
@@ -43,43 +43,43 @@ pub(super) static FAMILIES: &[&Family] = &[
     &REPLAY_LAG_SECONDS,
 ];
 
-pub(super) fn collect(snapshot: &Snapshot, out: &mut Out) {
+pub(super) fn collect(snapshot: &Snapshot, out: &mut Encoder) {
     // "Configured" is a catalog fact: it needs the segment rows.
     if snapshot.segments.is_ok() {
-        out.push(&CONFIGURED, vec![], snapshot.standby_row().is_some());
+        out.family(&CONFIGURED)
+            .sample(&[], snapshot.standby_row().is_some());
     }
     let Ok(standby) = &snapshot.standby else {
         return;
     };
     let sender = standby.walsender.as_ref();
     let state = sender.map_or(ReplicationState::Disconnected, |s| s.state);
-    out.state_set(
-        &REPLICATION_STATE,
-        &vec![],
+    out.family(&REPLICATION_STATE).state_set(
+        &[],
         "state",
         &ReplicationState::ALL,
         state,
         ReplicationState::as_str,
     );
-    out.push(
-        &SYNC,
-        vec![],
+    out.family(&SYNC).sample(
+        &[],
         sender.is_some_and(|s| s.sync_state == Some(SyncState::Sync)),
     );
     let Some(sender) = sender else {
         return;
     };
     let lag = sender.lag(standby.coordinator_current);
+    let mut lag_bytes = out.family(&WAL_LAG_BYTES);
     for (stage, bytes) in [
         ("send", lag.send_bytes),
         ("flush", lag.flush_bytes),
         ("replay", lag.replay_bytes),
     ] {
         if let Some(bytes) = bytes {
-            out.push(&WAL_LAG_BYTES, vec![("stage", stage.to_string())], bytes);
+            lag_bytes.sample(&[("stage", stage.into())], bytes);
         }
     }
     if let Some(seconds) = sender.replay_lag_seconds {
-        out.push(&REPLAY_LAG_SECONDS, vec![], seconds);
+        out.family(&REPLAY_LAG_SECONDS).sample(&[], seconds);
     }
 }

@@ -727,10 +727,16 @@ fn golden_cases() -> Vec<(&'static str, Option<Scrape>)> {
         ("after_failover", Some(scrape_of(fx::after_failover()))),
         ("mirror_down", Some(scrape_of(fx::mirror_down()))),
         ("lagging_gp7", Some(scrape_of(fx::lagging_gp7()))),
-        ("full_recovery_gp7", Some(scrape_of(fx::full_recovery_gp7()))),
+        (
+            "full_recovery_gp7",
+            Some(scrape_of(fx::full_recovery_gp7())),
+        ),
         ("standby_down", Some(scrape_of(fx::standby_down()))),
         ("coordinator_down", Some(scrape_of(fx::coordinator_down()))),
-        ("replication_failed", Some(scrape_of(fx::replication_failed()))),
+        (
+            "replication_failed",
+            Some(scrape_of(fx::replication_failed())),
+        ),
         ("no_scrape", None),
     ]
 }
