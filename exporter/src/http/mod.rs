@@ -7,17 +7,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
+use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::exposition::negotiate;
 use crate::metrics::{encode, Scrape};
 use crate::scrape::Scraper;
 use crate::web_config::BasicAuth;
+
+/// How long a client may take to send its request headers (from the moment it connects, over
+/// plain HTTP) or to complete a TLS handshake; a slower connection is closed.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Every endpoint is a GET without a body: a body announced larger than this is refused.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Prometheus' default `scrape_timeout`, used when a scraper sends no timeout header.
 const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,6 +49,8 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics))
         .route("/probe", get(probe))
         .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(not_found)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(Arc::new(app));
     match auth {
         Some(auth) => router.layer(middleware::from_fn_with_state(auth, require_basic_auth)),
@@ -117,6 +126,29 @@ struct ProbeParams {
     target: Option<String>,
 }
 
+async fn not_found(uri: Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!(
+            "no endpoint {}: see /metrics, /probe?target=NAME, /healthz\n",
+            quoted(uri.path())
+        ),
+    )
+        .into_response()
+}
+
+/// Text from a request, quoted for an error message and cut short: the message must stay
+/// readable whatever the client sent.
+fn quoted(text: &str) -> String {
+    const LIMIT: usize = 100;
+    let shown: String = text.chars().take(LIMIT).collect();
+    if shown.len() < text.len() {
+        format!("{shown:?}...")
+    } else {
+        format!("{shown:?}")
+    }
+}
+
 fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response()
 }
@@ -139,7 +171,8 @@ async fn probe(
     let Some(scraper) = app.targets.get(&target) else {
         let known: Vec<&str> = app.targets.keys().map(String::as_str).collect();
         return bad_request(format!(
-            "unknown target {target:?}: targets are cluster names from --config.file ({})",
+            "unknown target {}: targets are cluster names from --config.file ({})",
+            quoted(&target),
             known.join(", ")
         ));
     };
@@ -216,20 +249,33 @@ pub async fn serve(
     let service = router.into_make_service();
     match tls {
         Some(config) => {
+            // TLS may negotiate h2, so the protocol is read from the connection; the TLS
+            // handshake (10 s in axum-server) bounds a client that says nothing.
             let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
-            axum_server::from_tcp_rustls(listener, config)?
-                .handle(handle)
-                .serve(service)
-                .await?
+            let mut server = axum_server::from_tcp_rustls(listener, config)?;
+            arm_header_timeout(server.http_builder());
+            server.handle(handle).serve(service).await?
         }
         None => {
-            axum_server::from_tcp(listener)?
-                .handle(handle)
-                .serve(service)
-                .await?
+            // Plain HTTP is HTTP/1.1 (Prometheus scrapes no h2c), so the header deadline
+            // runs from the moment a connection opens: silent connections are closed too.
+            let mut server = axum_server::from_tcp(listener)?.http1_only();
+            arm_header_timeout(server.http_builder());
+            server.handle(handle).serve(service).await?
         }
     }
     Ok(())
+}
+
+/// hyper has a header-read timeout but ignores it without a timer, and axum-server sets
+/// none: without this a client trickling its headers held its connection forever.
+fn arm_header_timeout(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT);
 }
 
 #[cfg(test)]
