@@ -416,7 +416,11 @@ fn tls_private_key_stays_out_of_logs_and_argv() {
         .expect("spawn");
     wait_for("the TLS listener", || {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        text.contains("listening (TLS)").then_some(())
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("greenplum-remediator exited ({status}):\n{text}");
+        }
+        text.contains("greenplum-remediator listening")
+            .then_some(())
     });
     // A plain-HTTP client makes the TLS layer fail and log its error paths too.
     if let Ok(mut stream) = std::net::TcpStream::connect(&address) {
@@ -430,7 +434,10 @@ fn tls_private_key_stays_out_of_logs_and_argv() {
     let _ = child.kill();
     let _ = child.wait();
     let log_text = std::fs::read_to_string(&log_path).expect("log");
-    assert!(log_text.contains("listening (TLS)"), "{log_text}");
+    assert!(
+        log_text.contains("greenplum-remediator listening"),
+        "{log_text}"
+    );
     let body: String = key_pem
         .lines()
         .filter(|l| !l.starts_with("-----"))
