@@ -335,6 +335,13 @@ fn invalid_utf8_anywhere_is_harmless() {
         "{answer:?}"
     );
     exporter.assert_alive("invalid UTF-8 in headers");
+    // Scrape timeouts that are no Duration: the default budget, not a panicking handler.
+    for timeout in ["1e300", "inf", "NaN", "-5", "18446744073709551616"] {
+        let header = format!("X-Prometheus-Scrape-Timeout-Seconds: {timeout}");
+        let answer = exporter.request("GET", b"/metrics", &[header]);
+        assert_eq!(answer.status, Some(200), "{timeout}: {answer:?}");
+    }
+    exporter.assert_alive("absurd scrape timeouts");
 }
 
 /// Counts connections to a port that stands in for "somewhere the exporter must not go".

@@ -94,8 +94,9 @@ pub fn scrape_budget(headers: &HeaderMap) -> Duration {
         .get("X-Prometheus-Scrape-Timeout-Seconds")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64)
+        .filter(|s| *s > 0.0)
+        // A number no Duration holds (`1e300`) is no timeout; from_secs_f64 would panic.
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .unwrap_or(DEFAULT_SCRAPE_TIMEOUT);
     timeout.saturating_sub(SCRAPE_MARGIN).max(timeout / 2)
 }
