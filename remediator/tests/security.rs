@@ -374,6 +374,66 @@ fn code_locating_variables_must_name_trusted_directories(shim: &Shim) {
     }
 }
 
+/// The local executor starts a tool with a cleared environment: only the policy's allowlisted
+/// values (and allowlisted `pass_env` names) reach it. Nothing else of the remediator's own
+/// environment (here everything cargo sets for a test), no `LD_PRELOAD` and no
+/// `GREENPLUM_REMEDIATOR_JOURNAL_PASSWORD`, even when a spec or `pass_env` asks for them.
+#[test]
+fn local_executor_passes_only_the_allowlisted_environment() {
+    use greenplum_remediator::executor::{CommandSpec, Executor, LocalExecutor};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env: BTreeMap<String, String> = [
+        ("PATH", "/usr/bin:/bin"),
+        ("PGPORT", "5432"),
+        ("LD_PRELOAD", "/tmp/evil.so"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let pass_env: Vec<String> = ["HOME", "LD_PRELOAD", "CARGO_MANIFEST_DIR"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let executor = LocalExecutor::new(&env, &pass_env);
+    let spec = CommandSpec {
+        argv: vec!["/usr/bin/env".into()],
+        env: [
+            ("GREENPLUM_REMEDIATOR_JOURNAL_PASSWORD", "S3cr3t-env"),
+            ("LD_PRELOAD", "/tmp/evil.so"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        host: None,
+        log_path: dir.path().join("env.log"),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let status = runtime.block_on(async {
+        let started = executor.start(&spec).await.expect("start /usr/bin/env");
+        started
+            .child
+            .expect("our child")
+            .wait()
+            .await
+            .expect("wait")
+    });
+    assert!(status.success());
+    let output = std::fs::read_to_string(&spec.log_path).expect("output");
+    let names: std::collections::BTreeSet<&str> = output
+        .lines()
+        .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+        .collect();
+    let mut expected: std::collections::BTreeSet<&str> = ["PATH", "PGPORT"].into();
+    if std::env::var_os("HOME").is_some() {
+        expected.insert("HOME");
+    }
+    assert_eq!(names, expected, "{output}");
+    assert!(!output.contains("S3cr3t-env"));
+}
+
 /// Spawns `serve` with TLS and `RUST_LOG=trace`; the private key's contents never reach the
 /// log or argv (only its path does).
 #[test]
