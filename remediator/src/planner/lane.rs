@@ -788,19 +788,28 @@ impl Lane {
         started_at: DateTime<Utc>,
     ) -> LaneResult<()> {
         self.transition(id, plan.action, ActionState::Verifying, json!({}))?;
-        match self.source.request_fts_probe().await {
-            Ok(_) => {}
-            Err(e) => {
+        let settings = self.policy.settings.clone();
+        // The deadlines count from here: the probe request may wait a minute for FTS (its
+        // probe timeout and retries) and must not stretch a 45 s deadline past it.
+        let begin = tokio::time::Instant::now();
+        let probe = tokio::time::timeout(
+            settings.verify_up_deadline.0,
+            self.source.request_fts_probe(),
+        );
+        match probe.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
                 tracing::warn!(cluster = %self.cluster.name, error = %e, "FTS probe request failed; polling anyway")
             }
+            Err(_) => {
+                tracing::warn!(cluster = %self.cluster.name, "FTS probe request outlasted the verification deadline; polling anyway")
+            }
         }
-        let settings = self.policy.settings.clone();
         let standby_endpoint = self
             .cluster
             .standby
             .as_ref()
             .map(|s| format!("{}:{}", s.host, s.port));
-        let begin = tokio::time::Instant::now();
         let (succeeded, why) = loop {
             let snapshot = self.read().await;
             let state = progress(
