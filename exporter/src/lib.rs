@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clusters;
 pub mod exposition;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod run;
 pub mod scrape;

@@ -98,7 +98,11 @@ impl Scraper {
         if let Some(running) = &flight.running {
             return running.clone();
         }
-        let task = tokio::spawn(run_round(self.source.clone(), self.flight.clone()));
+        let task = tokio::spawn(run_round(
+            self.source.clone(),
+            self.flight.clone(),
+            !self.cache_ttl.is_zero(),
+        ));
         let round: RoundFuture = async move {
             match task.await {
                 Ok(round) => round,
@@ -127,9 +131,13 @@ impl Scraper {
     }
 }
 
+/// Runs one round; `keep` keeps its result for the cache TTL. Without a TTL nothing reads it
+/// again, and holding it would keep a whole snapshot (~1.3 MB at 2,048 segments) alive
+/// through the next round's peak.
 async fn run_round(
     source: Arc<tokio::sync::Mutex<Box<dyn SnapshotSource>>>,
     flight: Arc<Mutex<Flight>>,
+    keep: bool,
 ) -> Round {
     let started = Instant::now();
     let snapshot = source.lock().await.snapshot().await;
@@ -144,7 +152,7 @@ async fn run_round(
     let failing = source_errors(&round.scrape.snapshot);
     log_source_changes(&flight.failing, &failing);
     flight.failing = failing;
-    flight.latest = Some(round.clone());
+    flight.latest = keep.then(|| round.clone());
     flight.running = None;
     round
 }

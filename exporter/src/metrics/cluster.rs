@@ -1,7 +1,7 @@
 //! The cluster as a whole: is a coordinator answering, what runs, what each configured
 //! coordinator endpoint answered, and the one-word cluster state.
 
-use greenplum_catalog::health::ClusterState;
+use greenplum_catalog::health::{ClusterState, Health};
 use greenplum_catalog::{EndpointState, Snapshot};
 
 use super::{Encoder, Family, Kind};
@@ -41,7 +41,7 @@ const CLUSTER_STATES: [ClusterState; 5] = [
     ClusterState::Unknown,
 ];
 
-pub(super) fn collect(snapshot: &Snapshot, out: &mut Encoder) {
+pub(super) fn collect(snapshot: &Snapshot, health: Option<&Health>, out: &mut Encoder) {
     out.family(&UP).sample(&[], snapshot.coordinator_up());
     if let Some(version) = &snapshot.version {
         out.family(&VERSION_INFO).info(
@@ -67,7 +67,7 @@ pub(super) fn collect(snapshot: &Snapshot, out: &mut Encoder) {
         &[],
         "state",
         &CLUSTER_STATES,
-        snapshot.cluster_state(),
+        health.map_or(ClusterState::Unknown, Health::state),
         ClusterState::as_str,
     );
 }

@@ -1,6 +1,7 @@
 //! Facts derived from the segment rows by `greenplum_catalog::health`, the same facts the
 //! remediator's gates use, so an alert and a gate can never disagree.
 
+use greenplum_catalog::health::Health;
 use greenplum_catalog::{Role, SegmentStatus, Snapshot};
 
 use super::{Encoder, Family, Kind};
@@ -64,8 +65,8 @@ pub(super) static FAMILIES: &[&Family] = &[
     &HOST_PREFERRED,
 ];
 
-pub(super) fn collect(snapshot: &Snapshot, out: &mut Encoder) {
-    let (Ok(segments), Some(health)) = (&snapshot.segments, snapshot.health()) else {
+pub(super) fn collect(snapshot: &Snapshot, health: Option<&Health>, out: &mut Encoder) {
+    let (Ok(segments), Some(health)) = (&snapshot.segments, health) else {
         return;
     };
     // Every role/status pair is exposed, zeros included, so `segments{status="down"} > 0`

@@ -87,17 +87,23 @@ impl From<f64> for Value {
     }
 }
 
-/// The length of the last body, so the next one is allocated once at about its final size
-/// instead of doubling its way there (each doubling copies the body and briefly holds
-/// both). Shared by every cluster served: a smaller cluster over-reserves for one scrape,
-/// a larger one grows as before.
-static LAST_BODY_LEN: AtomicUsize = AtomicUsize::new(0);
+/// Bytes per segment instance in the last body, so the next body is allocated once at about
+/// its final size instead of doubling its way there (each doubling copies the body and
+/// briefly holds both). Per instance, not per body, so clusters of different sizes served
+/// by one exporter size each other's bodies right. The start value is what a GP6 cluster
+/// with short host names and data directories takes.
+static BYTES_PER_INSTANCE: AtomicUsize = AtomicUsize::new(1_150);
+/// What a body holds besides the per-instance series (cluster, standby and exporter
+/// families, a few hosts).
+const FIXED_BYTES: usize = 16 * 1024;
 
 /// The exposition of one scrape, written family by family.
 #[derive(Debug)]
 pub(super) struct Encoder {
     body: String,
     format: Format,
+    /// Segment instances in this scrape's snapshot, for the next scrape's size hint.
+    instances: usize,
     /// Families already written: a family's samples must be contiguous, and a second block
     /// of the same family would repeat its metadata.
     #[cfg(debug_assertions)]
@@ -105,12 +111,15 @@ pub(super) struct Encoder {
 }
 
 impl Encoder {
-    pub(super) fn new(format: Format) -> Self {
-        let hint = LAST_BODY_LEN.load(Ordering::Relaxed);
+    /// An encoder for a scrape of a snapshot with `instances` segment instances.
+    pub(super) fn new(format: Format, instances: usize) -> Self {
+        let per_instance = BYTES_PER_INSTANCE.load(Ordering::Relaxed);
+        // A little slack: label values and counts change between scrapes.
+        let hint = FIXED_BYTES + instances * (per_instance + per_instance / 32);
         Encoder {
-            // A little slack: label values and counts change between scrapes.
-            body: String::with_capacity((hint + hint / 32).max(1024)),
+            body: String::with_capacity(hint),
             format,
+            instances,
             #[cfg(debug_assertions)]
             written: Vec::new(),
         }
@@ -140,7 +149,10 @@ impl Encoder {
         if self.format == Format::OpenMetrics {
             self.body.push_str("# EOF\n");
         }
-        LAST_BODY_LEN.store(self.body.len(), Ordering::Relaxed);
+        if self.instances > 0 {
+            let per_instance = self.body.len().saturating_sub(FIXED_BYTES) / self.instances;
+            BYTES_PER_INSTANCE.store(per_instance.max(1), Ordering::Relaxed);
+        }
         self.body
     }
 }
@@ -282,7 +294,7 @@ mod tests {
     };
 
     fn one_sample(labels: &[Label<'_>], value: Value) -> String {
-        let mut out = Encoder::new(Format::Text);
+        let mut out = Encoder::new(Format::Text, 0);
         out.family(&GAUGE).sample(labels, value);
         let body = out.finish();
         body.lines().nth(2).unwrap_or_default().to_string()
@@ -308,7 +320,7 @@ mod tests {
 
     #[test]
     fn a_family_without_samples_is_not_exposed() {
-        let mut out = Encoder::new(Format::OpenMetrics);
+        let mut out = Encoder::new(Format::OpenMetrics, 0);
         out.family(&GAUGE);
         assert_eq!(out.finish(), "# EOF\n");
     }
