@@ -1,6 +1,12 @@
 //! Operator API: list and inspect actions, approve or reject them, pause and resume, reset
-//! the breaker. Same authentication as the webhook. Who and why are recorded for every
-//! decision.
+//! the breaker. Who and why are recorded for every decision.
+//!
+//! With `--auth.operators-file`, decisions need an operator's own token and the recorded
+//! `who` is that operator's name: a different `who` sent by the client does not change it
+//! and is kept only as a note in `why` (the CLI sends `$USER` by default, which need not be
+//! the operator's name, so refusing it would only get in the way). The webhook's credentials
+//! may still read. Without the file, the webhook's credentials decide, the client names
+//! itself, and `why` says so ([`CLAIMED_NOTE`]).
 
 use std::sync::Arc;
 
@@ -13,6 +19,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::{Decider, DeciderRefusal};
 use crate::http::AppState;
 use crate::journal::{ActionState, Approval, ApprovalDecision, ControlKind};
 use crate::planner::DecideError;
@@ -40,10 +47,75 @@ fn reply((code, body): Refused) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// Appended to `why` when `who` is only what the client said (no operators file).
+pub const CLAIMED_NOTE: &str = "[who is claimed by the client: no --auth.operators-file]";
+
+/// Reads: the webhook's credentials or an operator's token.
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
-    match auth_failure(state.auth.check(headers, state.mtls)) {
+    match auth_failure(state.auth.check_read(headers, state.mtls)) {
         None => Ok(()),
         Some(refused) => Err(refused),
+    }
+}
+
+/// Decisions: who may make them (see the module's documentation).
+fn authorize_decision(state: &AppState, headers: &HeaderMap) -> Result<Decider, Refused> {
+    let operators = state.auth.operators_enabled();
+    state
+        .auth
+        .check_decider(headers, state.mtls)
+        .map_err(|refusal| match refusal {
+            DeciderRefusal::Missing if operators => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "authentication required: decisions need an operator's token \
+                                 (from --auth.operators-file)"}),
+            ),
+            DeciderRefusal::Missing => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "authentication required"}),
+            ),
+            DeciderRefusal::WebhookCredential => {
+                tracing::warn!("a decision was attempted with the webhook's credentials; refused");
+                (
+                    StatusCode::FORBIDDEN,
+                    json!({"error": "these are the webhook's (Alertmanager's) credentials: they \
+                                     may deliver alerts and read actions, but approve, reject, \
+                                     pause, resume and breaker reset need an operator's own \
+                                     token (--auth.operators-file)"}),
+                )
+            }
+            DeciderRefusal::Denied => (
+                StatusCode::FORBIDDEN,
+                json!({"error": "credentials refused"}),
+            ),
+        })
+}
+
+/// The `who` and `why` the journal records for `decision` made by `decider`.
+fn attribute(decider: Decider, decision: &Decision) -> Result<(String, String), Refused> {
+    let claimed = decision
+        .who
+        .as_deref()
+        .map(str::trim)
+        .filter(|w| !w.is_empty());
+    let why = decision.why.trim();
+    match decider {
+        Decider::Operator(name) => {
+            let why = match claimed {
+                Some(claimed) if claimed != name => {
+                    format!("{why} [the client said who={claimed:?}; the token is {name}'s]")
+                }
+                _ => why.to_string(),
+            };
+            Ok((name, why))
+        }
+        Decider::ClaimedByClient => match claimed {
+            Some(who) => Ok((who.to_string(), format!("{why} {CLAIMED_NOTE}"))),
+            None => Err((
+                StatusCode::BAD_REQUEST,
+                json!({"error": "both who and why must be given"}),
+            )),
+        },
     }
 }
 
@@ -100,11 +172,13 @@ async fn show(
     }
 }
 
-/// Who decides and why; both required so the journal always says.
+/// Who decides and why, so the journal always says. `why` is required; `who` is required
+/// without an operators file and a note with one (the token names the operator).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
-    pub who: String,
+    #[serde(default)]
+    pub who: Option<String>,
     pub why: String,
     /// Only for breaker reset: one cluster (default: all).
     #[serde(default)]
@@ -118,13 +192,26 @@ fn parse_decision(body: &[u8]) -> Result<Decision, Refused> {
             json!({"error": format!("expected {{\"who\": ..., \"why\": ...}}: {e}")}),
         )
     })?;
-    if decision.who.trim().is_empty() || decision.why.trim().is_empty() {
+    if decision.why.trim().is_empty() {
         return Err((
             StatusCode::BAD_REQUEST,
             json!({"error": "both who and why must be given"}),
         ));
     }
     Ok(decision)
+}
+
+/// Authenticates a decision and reads its body: the recorded who and why, and the body.
+/// Credentials are checked before the body is parsed, as everywhere.
+fn authorized_decision(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(String, String, Decision), Refused> {
+    let decider = authorize_decision(state, headers)?;
+    let decision = parse_decision(body)?;
+    let (who, why) = attribute(decider, &decision)?;
+    Ok((who, why, decision))
 }
 
 async fn decide(
@@ -134,11 +221,8 @@ async fn decide(
     body: axum::body::Bytes,
     kind: ApprovalDecision,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return reply(r);
-    }
-    let decision = match parse_decision(&body) {
-        Ok(d) => d,
+    let (who, why) = match authorized_decision(&state, &headers, &body) {
+        Ok((who, why, _)) => (who, why),
         Err(r) => return reply(r),
     };
     let Some(planner) = &state.planner else {
@@ -147,11 +231,11 @@ async fn decide(
     let approval = Approval {
         at: Utc::now(),
         decision: kind,
-        who: decision.who,
-        why: decision.why,
+        who: who.clone(),
+        why,
     };
     match planner.decide(id, approval).await {
-        Ok(result) => Json(json!({"id": id, "state": result})).into_response(),
+        Ok(result) => Json(json!({"id": id, "state": result, "who": who})).into_response(),
         Err(DecideError::NotFound(_)) => {
             error(StatusCode::NOT_FOUND, format!("action {id} does not exist"))
         }
@@ -185,10 +269,7 @@ async fn control(
     body: axum::body::Bytes,
     kind: ControlKind,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return reply(r);
-    }
-    let decision = match parse_decision(&body) {
+    let (who, why, decision) = match authorized_decision(&state, &headers, &body) {
         Ok(d) => d,
         Err(r) => return reply(r),
     };
@@ -196,10 +277,9 @@ async fn control(
         ControlKind::BreakerReset => decision.cluster.as_deref(),
         ControlKind::Pause | ControlKind::Resume => None,
     };
-    if let Err(e) =
-        state
-            .journal
-            .record_control(kind, cluster, &decision.who, &decision.why, Utc::now())
+    if let Err(e) = state
+        .journal
+        .record_control(kind, cluster, &who, &why, Utc::now())
     {
         return journal_failed(&state, e);
     }
@@ -212,8 +292,8 @@ async fn control(
         }
         ControlKind::BreakerReset => {}
     }
-    tracing::warn!(control = kind.as_str(), who = %decision.who, why = %decision.why, "operator control");
-    Json(json!({"control": kind.as_str(), "cluster": cluster})).into_response()
+    tracing::warn!(control = kind.as_str(), who = %who, why = %why, "operator control");
+    Json(json!({"control": kind.as_str(), "cluster": cluster, "who": who})).into_response()
 }
 
 async fn pause(
@@ -332,6 +412,131 @@ mod tests {
         .await;
         assert_eq!(code, StatusCode::OK);
         assert_eq!(reply["cluster"], "gp");
+    }
+
+    const ALICE: &str = "alice-token-0123456789";
+
+    /// A state whose decisions need an operator's token; `t0ken` is the webhook's.
+    fn operator_state() -> (tempfile::TempDir, Arc<AppState>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let journal: Arc<dyn Journal> =
+            Arc::new(SqliteJournal::open(&dir.path().join("j.db")).expect("journal"));
+        let operators =
+            crate::auth::Operators::parse(&format!("alice {ALICE}\n"), "ops").expect("operators");
+        let state = Arc::new(AppState {
+            journal,
+            metrics: Arc::new(Metrics::new("test")),
+            auth: Authenticator::default()
+                .with_token(b"t0ken")
+                .with_operators(operators),
+            mtls: false,
+            body_limit: 1024,
+            planner: None,
+        });
+        (dir, state)
+    }
+
+    /// `(who, why)` of every control in the journal, in order.
+    fn controls(dir: &tempfile::TempDir) -> Vec<(String, String)> {
+        let conn = rusqlite::Connection::open(dir.path().join("j.db")).expect("open");
+        let mut statement = conn
+            .prepare("SELECT who, why FROM controls ORDER BY id")
+            .expect("prepare");
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .expect("query");
+        rows.collect::<Result<_, _>>().expect("rows")
+    }
+
+    #[tokio::test]
+    async fn with_operators_only_an_operator_token_decides_and_names_who() {
+        let (dir, state) = operator_state();
+        let body = r#"{"who": "mallory", "why": "maintenance"}"#;
+        // The webhook's token reads but cannot decide.
+        let (code, reply) = call(&state, "POST", "/api/v1/pause", Some("t0ken"), body).await;
+        assert_eq!(code, StatusCode::FORBIDDEN);
+        assert!(
+            reply["error"].as_str().unwrap_or("").contains("operator"),
+            "{reply}"
+        );
+        let (code, _) = call(
+            &state,
+            "POST",
+            "/api/v1/actions/1/approve",
+            Some("t0ken"),
+            body,
+        )
+        .await;
+        assert_eq!(code, StatusCode::FORBIDDEN);
+        let (code, _) = call(&state, "POST", "/api/v1/pause", Some("nope"), body).await;
+        assert_eq!(code, StatusCode::FORBIDDEN);
+        let (code, _) = call(&state, "POST", "/api/v1/pause", None, body).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        assert!(!state.journal.paused().expect("paused"));
+        assert!(controls(&dir).is_empty());
+        let (code, _) = call(&state, "GET", "/api/v1/actions", Some("t0ken"), "").await;
+        assert_eq!(code, StatusCode::OK);
+        let (code, _) = call(&state, "GET", "/api/v1/actions", Some(ALICE), "").await;
+        assert_eq!(code, StatusCode::OK);
+
+        // Alice's token: recorded as alice whatever the client says.
+        let (code, reply) = call(&state, "POST", "/api/v1/pause", Some(ALICE), body).await;
+        assert_eq!(code, StatusCode::OK, "{reply}");
+        assert_eq!(reply["who"], "alice");
+        assert!(state.journal.paused().expect("paused"));
+        let (code, _) = call(
+            &state,
+            "POST",
+            "/api/v1/resume",
+            Some(ALICE),
+            r#"{"why": "done"}"#,
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK);
+        let recorded = controls(&dir);
+        assert_eq!(recorded.len(), 2);
+        assert_eq!(recorded[0].0, "alice");
+        assert!(recorded[0].1.starts_with("maintenance"), "{recorded:?}");
+        assert!(recorded[0].1.contains("mallory"), "{recorded:?}");
+        assert_eq!(recorded[1], ("alice".to_string(), "done".to_string()));
+        // Not JSON, from an operator: 415 like any authenticated POST.
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/v1/pause")
+            .header("authorization", format!("Bearer {ALICE}"))
+            .header("content-type", "text/plain")
+            .body(Body::from("x"))
+            .expect("request");
+        let response = crate::http::router(state.clone())
+            .oneshot(request)
+            .await
+            .expect("response");
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[tokio::test]
+    async fn without_operators_who_is_marked_as_claimed() {
+        let (dir, state) = state();
+        let body = r#"{"who": "alice", "why": "maintenance"}"#;
+        let (code, _) = call(&state, "POST", "/api/v1/pause", Some("t0ken"), body).await;
+        assert_eq!(code, StatusCode::OK);
+        let (code, _) = call(
+            &state,
+            "POST",
+            "/api/v1/resume",
+            Some("t0ken"),
+            r#"{"why": "x"}"#,
+        )
+        .await;
+        assert_eq!(
+            code,
+            StatusCode::BAD_REQUEST,
+            "who is required without operators"
+        );
+        let recorded = controls(&dir);
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(recorded[0].0, "alice");
+        assert_eq!(recorded[0].1, format!("maintenance {CLAIMED_NOTE}"));
     }
 
     #[tokio::test]

@@ -1,7 +1,10 @@
-//! Request authentication: bearer token, basic auth, or a verified client certificate.
+//! Request authentication: bearer token, basic auth, or a verified client certificate for
+//! the webhook (Alertmanager), and named operator tokens for the API's decisions.
 //!
 //! Secrets are compared in constant time on their SHA-256 digests, so neither the content
 //! nor the length of a secret leaks through timing.
+
+mod operators;
 
 use std::path::Path;
 
@@ -20,7 +23,11 @@ pub enum AuthConfigError {
     },
     #[error("secret file {0} is empty")]
     Empty(String),
+    #[error(transparent)]
+    Operators(#[from] OperatorsFileError),
 }
+
+pub use operators::{Operators, OperatorsFileError};
 
 /// What a request proved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +61,30 @@ pub struct Authenticator {
     /// Client certificates are verified by the TLS layer; a request that arrives on a
     /// verified mTLS connection is authenticated.
     mtls: bool,
+    /// Named operators (`--auth.operators-file`): only they may decide, and their name is
+    /// taken from the token, never from the request.
+    operators: Option<Operators>,
+}
+
+/// Who may make a decision (approve, reject, pause, resume, reset the breaker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decider {
+    /// An operator proven by their own token; the name comes from the operators file.
+    Operator(String),
+    /// No operators file: the webhook's credentials decide and the client names itself.
+    ClaimedByClient,
+}
+
+/// Why a decision was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeciderRefusal {
+    /// No credentials at all: 401.
+    Missing,
+    /// The webhook's (Alertmanager's) credentials: they may deliver alerts and read, not
+    /// decide: 403.
+    WebhookCredential,
+    /// Credentials that match nothing: 403.
+    Denied,
 }
 
 /// Reads a secret file, dropping the trailing newline editors and `echo` add.
@@ -85,9 +116,68 @@ impl Authenticator {
         self
     }
 
-    /// True when at least one method is configured.
+    pub fn with_operators(mut self, operators: Operators) -> Self {
+        self.operators = Some(operators);
+        self
+    }
+
+    /// True when at least one webhook method is configured.
     pub fn is_configured(&self) -> bool {
         self.token.is_some() || self.basic.is_some() || self.mtls
+    }
+
+    /// True when decisions need an operator's own token.
+    pub fn operators_enabled(&self) -> bool {
+        self.operators.is_some()
+    }
+
+    /// True when `token` is also the webhook's bearer token: an operator holding it would
+    /// hand Alertmanager the right to approve, which the operators file exists to prevent.
+    pub fn webhook_token_is(&self, token: &[u8]) -> bool {
+        self.token.as_ref().is_some_and(|t| t.matches(token))
+    }
+
+    /// The operator whose token the request carries, if any.
+    fn operator(&self, headers: &HeaderMap) -> Option<&str> {
+        let operators = self.operators.as_ref()?;
+        operators.find(bearer(headers)?.as_bytes())
+    }
+
+    /// Reads (listing and showing actions): the webhook's credentials or an operator's.
+    pub fn check_read(&self, headers: &HeaderMap, verified_client_cert: bool) -> AuthOutcome {
+        if self.operator(headers).is_some() {
+            return AuthOutcome::Allowed;
+        }
+        self.check(headers, verified_client_cert)
+    }
+
+    /// Decisions: with an operators file, only an operator's token, which names them; without
+    /// one, the webhook's credentials, and the client names itself.
+    pub fn check_decider(
+        &self,
+        headers: &HeaderMap,
+        verified_client_cert: bool,
+    ) -> Result<Decider, DeciderRefusal> {
+        if self.operators.is_none() {
+            return match self.check(headers, verified_client_cert) {
+                AuthOutcome::Allowed => Ok(Decider::ClaimedByClient),
+                AuthOutcome::Missing => Err(DeciderRefusal::Missing),
+                AuthOutcome::Denied => Err(DeciderRefusal::Denied),
+            };
+        }
+        if let Some(name) = self.operator(headers) {
+            return Ok(Decider::Operator(name.to_string()));
+        }
+        if !headers.contains_key(header::AUTHORIZATION) {
+            return Err(DeciderRefusal::Missing);
+        }
+        // Only a request that really carries the webhook's credentials is told so; with no
+        // webhook authentication configured every request would "match" it.
+        if self.is_configured() && self.check(headers, verified_client_cert) == AuthOutcome::Allowed
+        {
+            return Err(DeciderRefusal::WebhookCredential);
+        }
+        Err(DeciderRefusal::Denied)
     }
 
     pub fn check(&self, headers: &HeaderMap, verified_client_cert: bool) -> AuthOutcome {
@@ -130,6 +220,13 @@ impl Authenticator {
         }
         AuthOutcome::Missing
     }
+}
+
+/// The bearer token of a request, if it has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
 #[cfg(test)]
@@ -201,6 +298,60 @@ mod tests {
         let auth = Authenticator::default().with_mtls();
         assert_eq!(auth.check(&HeaderMap::new(), true), AuthOutcome::Allowed);
         assert_eq!(auth.check(&HeaderMap::new(), false), AuthOutcome::Missing);
+    }
+
+    #[test]
+    fn decisions_need_an_operator_token_once_operators_exist() {
+        const ALICE: &str = "alice-token-0123456789";
+        let operators = Operators::parse(&format!("alice {ALICE}\n"), "ops").expect("parse");
+        let legacy = Authenticator::default().with_token(b"example-token");
+        assert_eq!(
+            legacy.check_decider(&headers("Bearer example-token"), false),
+            Ok(Decider::ClaimedByClient)
+        );
+        let auth = legacy.with_operators(operators.clone());
+        assert_eq!(
+            auth.check_decider(&headers(&format!("Bearer {ALICE}")), false),
+            Ok(Decider::Operator("alice".into()))
+        );
+        assert_eq!(
+            auth.check_decider(&headers("Bearer example-token"), false),
+            Err(DeciderRefusal::WebhookCredential)
+        );
+        assert_eq!(
+            auth.check_decider(&headers("Bearer unknown-token-000000"), false),
+            Err(DeciderRefusal::Denied)
+        );
+        assert_eq!(
+            auth.check_decider(&HeaderMap::new(), false),
+            Err(DeciderRefusal::Missing)
+        );
+        // The webhook token does not deliver as an operator, an operator token not as webhook.
+        assert_eq!(
+            auth.check(&headers(&format!("Bearer {ALICE}")), false),
+            AuthOutcome::Denied
+        );
+        assert_eq!(
+            auth.check_read(&headers(&format!("Bearer {ALICE}")), false),
+            AuthOutcome::Allowed
+        );
+        // mTLS authenticates Alertmanager's connection, not an operator: a verified
+        // connection still needs an operator's token to decide.
+        let mtls = Authenticator::default()
+            .with_mtls()
+            .with_operators(operators);
+        assert_eq!(
+            mtls.check_decider(&HeaderMap::new(), true),
+            Err(DeciderRefusal::Missing)
+        );
+        assert_eq!(
+            mtls.check_decider(&headers("Bearer example-token"), true),
+            Err(DeciderRefusal::WebhookCredential)
+        );
+        assert_eq!(
+            mtls.check_decider(&headers(&format!("Bearer {ALICE}")), true),
+            Ok(Decider::Operator("alice".into()))
+        );
     }
 
     #[test]

@@ -102,7 +102,8 @@ async fn require_json(
     request: Request,
     next: Next,
 ) -> Response {
-    let authenticated = state.auth.check(request.headers(), state.mtls) == AuthOutcome::Allowed;
+    let authenticated =
+        state.auth.check_read(request.headers(), state.mtls) == AuthOutcome::Allowed;
     if request.method() == Method::POST && authenticated && !is_json(request.headers()) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use greenplum_remediator::auth::{read_secret, Authenticator};
+use greenplum_remediator::auth::{read_secret, Authenticator, Operators};
 use greenplum_remediator::backends::RealBackends;
 use greenplum_remediator::http::{self, AppState, DEFAULT_BODY_LIMIT, DEFAULT_READ_TIMEOUT};
 use greenplum_remediator::journal::{Journal, PostgresJournal, SqliteJournal};
@@ -186,9 +186,17 @@ impl TlsArgs {
 
 #[derive(Args)]
 struct AuthArgs {
-    /// File holding the bearer token Alertmanager (and the CLI) send.
+    /// File holding the bearer token Alertmanager sends (and, without
+    /// --auth.operators-file, the CLI).
     #[arg(long = "auth.token-file", env = "GREENPLUM_REMEDIATOR_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    /// Operators, one `name token` per line: approve, reject, pause, resume and breaker reset
+    /// then need an operator's token, and the journal records that operator's name.
+    #[arg(
+        long = "auth.operators-file",
+        env = "GREENPLUM_REMEDIATOR_OPERATORS_FILE"
+    )]
+    operators_file: Option<PathBuf>,
     #[arg(long = "auth.basic-user")]
     basic_user: Option<String>,
     #[arg(long = "auth.basic-password-file")]
@@ -203,11 +211,31 @@ struct ClientArgs {
         default_value = "http://127.0.0.1:9298"
     )]
     url: String,
+    /// The token to send: an operator's (from the server's --auth.operators-file) for
+    /// approve, reject, pause, resume and breaker reset.
     #[arg(long = "auth.token-file", env = "GREENPLUM_REMEDIATOR_TOKEN_FILE")]
     token_file: Option<PathBuf>,
-    /// Recorded as who decided (default: $USER).
+    /// Recorded as who decided (default: $USER) when the server has no operators file; with
+    /// one, the token names the operator and this is only a note.
     #[arg(long = "who", env = "USER", default_value = "unknown")]
     who: String,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
+}
+
+/// HTTPS to the API (`--url https://...`).
+#[derive(Args)]
+struct ClientTlsArgs {
+    /// PEM CA certificates that sign the server's certificate (default: the system's web
+    /// roots, webpki-roots).
+    #[arg(long = "tls.ca-file")]
+    ca: Option<PathBuf>,
+    /// Client certificate chain (PEM) for a server that requires mTLS.
+    #[arg(long = "tls.cert-file")]
+    cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long = "tls.key-file")]
+    key: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -258,15 +286,85 @@ fn list_metrics() -> Result<()> {
 
 fn authenticator(args: &AuthArgs) -> Result<Authenticator> {
     let mut auth = Authenticator::default();
-    if let Some(path) = &args.token_file {
-        auth = auth.with_token(&read_secret(path)?);
+    let webhook_token = match &args.token_file {
+        Some(path) => Some(read_secret(path)?),
+        None => None,
+    };
+    if let Some(token) = &webhook_token {
+        auth = auth.with_token(token);
     }
     match (&args.basic_user, &args.basic_password_file) {
         (Some(user), Some(path)) => auth = auth.with_basic(user.as_bytes(), &read_secret(path)?),
         (None, None) => {}
         _ => bail!("--auth.basic-user and --auth.basic-password-file go together"),
     }
+    if let Some(path) = &args.operators_file {
+        let operators = Operators::load(path)?;
+        if let Some(token) = &webhook_token {
+            if operators.holds(token) {
+                bail!(
+                    "{}: an operator's token is also the webhook's (--auth.token-file): \
+                     Alertmanager could then approve; give operators their own tokens",
+                    path.display()
+                );
+            }
+        }
+        let names: Vec<&str> = operators.names().collect();
+        tracing::info!(operators = ?names, "decisions need an operator's token");
+        auth = auth.with_operators(operators);
+    }
     Ok(auth)
+}
+
+/// Files the service creates are not for every user: the journal holds alert bodies, host
+/// names and tool output. Group-readable, so an operators group can read the journal.
+fn restrict_umask() {
+    use nix::sys::stat::{umask, Mode};
+    umask(Mode::from_bits_truncate(0o027));
+}
+
+/// Makes `path` exist with exactly `mode` bits for group and others removed beyond it: a
+/// file or directory created earlier with a wider mode is tightened (and said so).
+fn restrict_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let current = std::fs::metadata(path)
+        .with_context(|| format!("stat {}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if current & !mode & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), from = format!("{current:04o}"), to = format!("{mode:04o}"), "tightening permissions");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("chmod {mode:04o} {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The run directory (command output) exists, mode 0700.
+fn prepare_run_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("create run directory {}", path.display()))?;
+    restrict_mode(path, 0o700)
+}
+
+/// The SQLite journal file exists, mode 0600, before SQLite opens it (its -wal and -shm
+/// files then get the same mode from SQLite).
+fn prepare_journal_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => restrict_mode(path, 0o600),
+        Err(e) => Err(e).with_context(|| format!("create journal {}", path.display())),
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -282,6 +380,7 @@ fn open_journal(args: &ServeArgs) -> Result<Arc<dyn Journal>> {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("create journal directory {}", dir.display()))?;
         }
+        prepare_journal_file(&args.journal)?;
         let journal = SqliteJournal::open(&args.journal)
             .with_context(|| format!("open journal {}", args.journal.display()))?;
         return Ok(Arc::new(journal));
@@ -311,6 +410,7 @@ fn open_journal(args: &ServeArgs) -> Result<Arc<dyn Journal>> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
+    restrict_umask();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -334,8 +434,18 @@ fn serve(args: ServeArgs) -> Result<()> {
             args.listen
         );
     }
+    if !auth.operators_enabled() {
+        tracing::warn!(
+            "no --auth.operators-file: the webhook's credentials can approve actions (even \
+             activate_standby) and who is whatever the client says; the journal marks such \
+             decisions as claimed by the client"
+        );
+    }
     let journal = open_journal(&args)?;
     let metrics = Arc::new(Metrics::new(&args.revision));
+    metrics
+        .operator_auth_enabled
+        .set(i64::from(auth.operators_enabled()));
     metrics
         .paused
         .set(i64::from(journal.paused().context("read pause state")?));
@@ -343,6 +453,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         .run_dir
         .clone()
         .unwrap_or_else(|| args.journal.parent().unwrap_or(Path::new(".")).join("runs"));
+    prepare_run_dir(&run_dir)?;
     let backends = Arc::new(RealBackends::new(&policy)?);
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     runtime.block_on(async move {
@@ -385,10 +496,26 @@ fn client_agent(client: &ClientArgs) -> Result<(ureq::Agent, Option<String>)> {
         }
         None => None,
     };
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .build();
-    Ok((agent, token))
+    let mut builder = ureq::AgentBuilder::new().timeout(Duration::from_secs(30));
+    if let Some(config) = client_tls(&client.tls)? {
+        builder = builder.tls_config(Arc::new(config));
+    }
+    Ok((builder.build(), token))
+}
+
+/// The CLI's TLS configuration when any `--tls.*` flag is given (otherwise ureq's default:
+/// webpki roots, no client certificate).
+fn client_tls(args: &ClientTlsArgs) -> Result<Option<rustls::ClientConfig>> {
+    let identity = match (&args.cert, &args.key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+        _ => bail!("--tls.cert-file and --tls.key-file go together"),
+    };
+    if args.ca.is_none() && identity.is_none() {
+        return Ok(None);
+    }
+    let config = tls::client_config(args.ca.as_deref(), identity).context("configure TLS")?;
+    Ok(Some(config))
 }
 
 fn request(

@@ -59,6 +59,9 @@ pub struct Metrics {
     pub last_verified_success: Family<ActionLabels, Gauge<f64, AtomicU64>>,
     pub journal_errors: Counter,
     pub build_info: Family<BuildLabels, Gauge>,
+    /// 1 when decisions need operators' own tokens (`--auth.operators-file`); 0 when the
+    /// webhook's credentials may approve and the client names itself.
+    pub operator_auth_enabled: Gauge,
 }
 
 fn duration_histogram() -> Histogram {
@@ -81,6 +84,7 @@ impl Metrics {
         let last_verified_success = Family::<ActionLabels, Gauge<f64, AtomicU64>>::default();
         let journal_errors = Counter::default();
         let build_info = Family::<BuildLabels, Gauge>::default();
+        let operator_auth_enabled = Gauge::default();
 
         // The client library appends `_total` to counters.
         registry.register(
@@ -133,6 +137,12 @@ impl Metrics {
             "Version and revision of this build (always 1)",
             build_info.clone(),
         );
+        registry.register(
+            "greenplum_remediator_operator_auth_enabled",
+            "1 when approvals and controls need an operator's own token and record its name; \
+             0 when the webhook's credentials may approve and who is claimed by the client",
+            operator_auth_enabled.clone(),
+        );
         build_info
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_string(),
@@ -151,6 +161,7 @@ impl Metrics {
             last_verified_success,
             journal_errors,
             build_info,
+            operator_auth_enabled,
         }
     }
 
@@ -232,6 +243,7 @@ mod tests {
                 "greenplum_remediator_last_verified_success_timestamp_seconds",
                 "greenplum_remediator_journal_errors_total",
                 "greenplum_remediator_build_info",
+                "greenplum_remediator_operator_auth_enabled",
             ]
         );
         let text = metrics.encode().expect("encode");

@@ -11,7 +11,7 @@ use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -30,6 +30,8 @@ pub enum TlsError {
     },
     #[error("client CA file {path}: {detail}")]
     ClientCa { path: String, detail: String },
+    #[error("CA file {path}: {detail}")]
+    Ca { path: String, detail: String },
     #[error("TLS configuration refused: {0}")]
     Config(#[from] rustls::Error),
 }
@@ -107,6 +109,38 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
         private_key(&files.key)?,
     )?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The CLI's configuration: the server is verified against `ca` (PEM) or, without it, the
+/// web's public roots; with `identity` (certificate chain, key) it presents a client
+/// certificate for mTLS.
+pub fn client_config(
+    ca: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<ClientConfig, TlsError> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            for cert in certificates(path, "CA file")? {
+                roots.add(cert).map_err(|e| TlsError::Ca {
+                    path: path.display().to_string(),
+                    detail: e.to_string(),
+                })?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let builder = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => builder.with_client_auth_cert(
+            certificates(cert, "TLS certificate file")?,
+            private_key(key)?,
+        )?,
+        None => builder.with_no_client_auth(),
+    };
     Ok(config)
 }
 

@@ -236,7 +236,8 @@ fn approval_through_the_cli(lab: &gplab::Lab, remediator: &Remediator, wrap: &To
         remediator.log_tail()
     );
     assert_eq!(done["approvals"][0]["who"], "integration-test");
-    assert_eq!(done["approvals"][0]["why"], "checked the hosts");
+    let why = done["approvals"][0]["why"].as_str().unwrap_or("");
+    assert!(why.starts_with("checked the hosts"), "{done:#}");
     assert_eq!(wrap.invocations().len(), 2);
     wait_all_synchronized(lab);
 }
