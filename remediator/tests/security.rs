@@ -902,3 +902,73 @@ fn approvals_are_authenticated_attributed_and_bound_to_the_plan() {
         ],
     );
 }
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// The service creates nothing every user can read, whatever umask it was started with
+/// (here the test's, 0022): umask 0027, the SQLite journal (and the -wal, -shm files SQLite
+/// gives its mode) 0600, the run directory 0700, the disk reserve without access for others.
+/// A journal and run directory created earlier with wider modes are tightened at start.
+#[test]
+fn the_journal_and_run_directory_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.yml");
+    std::fs::write(
+        &policy,
+        "clusters:\n  - name: gp\n    coordinator: [{host: 127.0.0.1, port: 1}]\n    executor: {local: {env: {PATH: /bin}}}\nrules: []\n",
+    )
+    .expect("policy");
+    let mut remediator = Remediator::start(ServeConfig::new(dir.path(), &policy));
+    let pid = remediator.pid().expect("pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.split_whitespace().eq(["Umask:", "0027"])),
+        "{status}"
+    );
+    // A delivery makes SQLite write its WAL.
+    let body = payload(&AlertSpec {
+        cluster: "gp-elsewhere",
+        status: "firing",
+        starts_at: "2026-11-21T16:27:55Z",
+        fingerprint: "f11e000000000001",
+        extra_labels: vec![],
+    });
+    assert_eq!(remediator.post_alerts(&body), 202);
+    let journal = remediator.config.journal.clone();
+    let runs = dir.path().join("runs");
+    assert_eq!(mode(&journal), 0o600);
+    assert_eq!(mode(&runs), 0o700);
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir.path()).expect("list") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("journal.db") {
+            seen += 1;
+            assert_eq!(mode(&path) & 0o007, 0, "{name}: {:04o}", mode(&path));
+            if name != "journal.db-reserve" {
+                assert_eq!(mode(&path), 0o600, "{name}");
+            }
+        }
+    }
+    assert!(seen >= 3, "journal, WAL and reserve were not all found");
+
+    // Loosened by hand (or created by an older version): tightened at the next start.
+    remediator.kill();
+    std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::set_permissions(&runs, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    remediator.restart();
+    assert_eq!(mode(&journal), 0o600);
+    assert_eq!(mode(&runs), 0o700);
+    let log = std::fs::read_to_string(remediator.config.log_file()).expect("log");
+    assert!(log.contains("tightening permissions"), "{log}");
+}
