@@ -1,4 +1,4 @@
-//! Writes one scrape's exposition straight into one buffer, in either format.
+//! Writes a scrape's exposition straight into text, in either format.
 //!
 //! prometheus-client was used here before and is bypassed on purpose: its collector API takes
 //! every sample's labels as an owned label set and it writes only OpenMetrics, so text format
@@ -6,12 +6,11 @@
 //! 4.7 MB) building the owned labels, encoding, rewriting and freeing cost ~75% of a
 //! scrape's CPU and kept two bodies and their doubled buffers in memory at once. Here labels
 //! are borrowed from the snapshot, both formats are written directly (a sample is the same
-//! line in both; only the `# HELP`/`# TYPE` metadata differs), and the body is one buffer
-//! sized from the previous scrape. The golden files in `golden/` hold what prometheus-client
+//! line in both; only the `# HELP`/`# TYPE` metadata differs), and the body is encoded in
+//! pieces as it is sent (`Exposition`). The golden files in `golden/` hold what prometheus-client
 //! wrote for recorded snapshots; the tests check this encoder writes the same bytes.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{Family, Format, Kind};
 
@@ -87,23 +86,11 @@ impl From<f64> for Value {
     }
 }
 
-/// Bytes per segment instance in the last body, so the next body is allocated once at about
-/// its final size instead of doubling its way there (each doubling copies the body and
-/// briefly holds both). Per instance, not per body, so clusters of different sizes served
-/// by one exporter size each other's bodies right. The start value is what a GP6 cluster
-/// with short host names and data directories takes.
-static BYTES_PER_INSTANCE: AtomicUsize = AtomicUsize::new(1_150);
-/// What a body holds besides the per-instance series (cluster, standby and exporter
-/// families, a few hosts).
-const FIXED_BYTES: usize = 16 * 1024;
-
 /// The exposition of one scrape, written family by family.
 #[derive(Debug)]
 pub(super) struct Encoder {
     body: String,
     format: Format,
-    /// Segment instances in this scrape's snapshot, for the next scrape's size hint.
-    instances: usize,
     /// Families already written: a family's samples must be contiguous, and a second block
     /// of the same family would repeat its metadata.
     #[cfg(debug_assertions)]
@@ -111,15 +98,10 @@ pub(super) struct Encoder {
 }
 
 impl Encoder {
-    /// An encoder for a scrape of a snapshot with `instances` segment instances.
-    pub(super) fn new(format: Format, instances: usize) -> Self {
-        let per_instance = BYTES_PER_INSTANCE.load(Ordering::Relaxed);
-        // A little slack: label values and counts change between scrapes.
-        let hint = FIXED_BYTES + instances * (per_instance + per_instance / 32);
+    pub(super) fn new(format: Format) -> Self {
         Encoder {
-            body: String::with_capacity(hint),
+            body: String::new(),
             format,
-            instances,
             #[cfg(debug_assertions)]
             written: Vec::new(),
         }
@@ -145,15 +127,18 @@ impl Encoder {
         }
     }
 
-    pub(super) fn finish(mut self) -> String {
+    /// Ends the exposition (OpenMetrics marks its end).
+    pub(super) fn finish(&mut self) {
         if self.format == Format::OpenMetrics {
             self.body.push_str("# EOF\n");
         }
-        if self.instances > 0 {
-            let per_instance = self.body.len().saturating_sub(FIXED_BYTES) / self.instances;
-            BYTES_PER_INSTANCE.store(per_instance.max(1), Ordering::Relaxed);
-        }
-        self.body
+    }
+
+    /// What was written since the last call. Each piece is allocated as it grows (large
+    /// pieces are mapped memory that glibc grows without copying, see `memory.rs`), so no
+    /// size hint is needed.
+    pub(super) fn take(&mut self) -> String {
+        std::mem::take(&mut self.body)
     }
 }
 
@@ -294,9 +279,10 @@ mod tests {
     };
 
     fn one_sample(labels: &[Label<'_>], value: Value) -> String {
-        let mut out = Encoder::new(Format::Text, 0);
+        let mut out = Encoder::new(Format::Text);
         out.family(&GAUGE).sample(labels, value);
-        let body = out.finish();
+        out.finish();
+        let body = out.take();
         body.lines().nth(2).unwrap_or_default().to_string()
     }
 
@@ -320,8 +306,9 @@ mod tests {
 
     #[test]
     fn a_family_without_samples_is_not_exposed() {
-        let mut out = Encoder::new(Format::OpenMetrics, 0);
+        let mut out = Encoder::new(Format::OpenMetrics);
         out.family(&GAUGE);
-        assert_eq!(out.finish(), "# EOF\n");
+        out.finish();
+        assert_eq!(out.take(), "# EOF\n");
     }
 }

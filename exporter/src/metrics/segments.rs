@@ -71,7 +71,8 @@ fn possible_modes(snapshot: &Snapshot, segments: &[Segment]) -> &'static [Mode] 
     }
 }
 
-pub(super) fn collect(snapshot: &Snapshot, out: &mut Encoder) {
+/// `greenplum_segment_info`: every row, coordinator tier included.
+pub(super) fn info(snapshot: &Snapshot, out: &mut Encoder) {
     let Ok(segments) = &snapshot.segments else {
         return;
     };
@@ -86,26 +87,29 @@ pub(super) fn collect(snapshot: &Snapshot, out: &mut Encoder) {
         ];
         info.info(&identity(segment), &current);
     }
-    // A family's samples are written together, so each family takes its own pass.
-    let instances = || segments.iter().filter(|s| !s.is_coordinator_tier());
-    let mut up = out.family(&UP);
-    for segment in instances() {
-        up.sample(&identity(segment), segment.is_up());
-    }
-    let mut is_primary = out.family(&IS_PRIMARY);
-    for segment in instances() {
-        is_primary.sample(
-            &identity(segment),
-            segment.role == greenplum_catalog::Role::Primary,
-        );
-    }
-    let mut role_mismatch = out.family(&ROLE_MISMATCH);
-    for segment in instances() {
-        role_mismatch.sample(&identity(segment), segment.role_mismatch());
-    }
+}
+
+pub(super) fn up(snapshot: &Snapshot, out: &mut Encoder) {
+    per_instance(snapshot, out, &UP, Segment::is_up);
+}
+
+pub(super) fn is_primary(snapshot: &Snapshot, out: &mut Encoder) {
+    per_instance(snapshot, out, &IS_PRIMARY, |s| {
+        s.role == greenplum_catalog::Role::Primary
+    });
+}
+
+pub(super) fn role_mismatch(snapshot: &Snapshot, out: &mut Encoder) {
+    per_instance(snapshot, out, &ROLE_MISMATCH, Segment::role_mismatch);
+}
+
+pub(super) fn mode(snapshot: &Snapshot, out: &mut Encoder) {
+    let Ok(segments) = &snapshot.segments else {
+        return;
+    };
     let modes = possible_modes(snapshot, segments);
     let mut mode = out.family(&MODE);
-    for segment in instances() {
+    for segment in segments.iter().filter(|s| !s.is_coordinator_tier()) {
         mode.state_set(
             &identity(segment),
             "mode",
@@ -113,5 +117,21 @@ pub(super) fn collect(snapshot: &Snapshot, out: &mut Encoder) {
             segment.mode,
             Mode::as_str,
         );
+    }
+}
+
+/// A 0/1 gauge per segment-tier instance.
+fn per_instance(
+    snapshot: &Snapshot,
+    out: &mut Encoder,
+    family: &'static Family,
+    value: impl Fn(&Segment) -> bool,
+) {
+    let Ok(segments) = &snapshot.segments else {
+        return;
+    };
+    let mut samples = out.family(family);
+    for segment in segments.iter().filter(|s| !s.is_coordinator_tier()) {
+        samples.sample(&identity(segment), value(segment));
     }
 }

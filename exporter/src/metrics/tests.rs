@@ -771,3 +771,21 @@ fn expositions_match_the_golden_files() {
         }
     }
 }
+
+/// The body is sent piece by piece so it is never held whole: the pieces are whole
+/// families, none empty, and together the same bytes as the body encoded at once.
+#[test]
+fn the_exposition_comes_in_pieces_of_whole_families() {
+    for format in [Format::OpenMetrics, Format::Text] {
+        let pieces: Vec<String> = Exposition::new(Some(scrape_of(fx::healthy())), format).collect();
+        assert!(pieces.len() >= PARTS.len(), "{}", pieces.len());
+        for piece in &pieces {
+            assert!(piece.starts_with("# HELP "), "{piece}");
+            assert!(piece.ends_with('\n'));
+        }
+        assert_eq!(
+            pieces.concat(),
+            encode(Some(scrape_of(fx::healthy())), format)
+        );
+    }
+}
