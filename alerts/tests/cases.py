@@ -128,6 +128,18 @@ def greenplum_cases(r):
             ("0m", "GreenplumContentUnavailable", []),
             ("1m", "GreenplumContentUnavailable", [(EXP_LABELS, 1)]),
         ]),
+        case(r, "a double fault the catalog hides fires after 3m", [
+            (f"greenplum_contents_suspected_unavailable{{{EXP}}}", "0 1 1 1 1 1"),
+        ], [
+            ("3m", "GreenplumContentSuspectedUnavailable", []),
+            ("4m", "GreenplumContentSuspectedUnavailable", [(EXP_LABELS, 1)]),
+        ]),
+        case(r, "a suspicion during an ordinary failover does not fire", [
+            (f"greenplum_contents_suspected_unavailable{{{EXP}}}", "0 1 1 0 0 0"),
+        ], [
+            ("2m", "GreenplumContentSuspectedUnavailable", []),
+            ("5m", "GreenplumContentSuspectedUnavailable", []),
+        ]),
         case(r, "segment down fires with its dbid and opts into recover", [
             (seg("greenplum_segment_up"), "1 0 0 0"),
             (f'greenplum_segment_up{{{EXP},dbid="5",content="0",hostname="sdw2",address="sdw2",port="6005",preferred_role="mirror"}}', "1 1 1 1"),

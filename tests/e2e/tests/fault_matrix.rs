@@ -364,8 +364,8 @@ fn a_lagging_mirror_raises_the_lag_alert_and_nothing_runs() -> Result<()> {
 ///   healthy and content 1 is unprotected. `greenplum_contents_unavailable` stays 0 because
 ///   the catalog does not show the fault; `greenplum_contents_suspected_unavailable` is 1.
 /// - Alerts: `GreenplumSegmentDown` (critical) fires for the mirror. The shipped
-///   `GreenplumContentUnavailable` reads `contents_unavailable` only, so it stays silent
-///   (asserted, so that a rule on the suspected count turns this into a visible change).
+///   `GreenplumContentSuspectedUnavailable` (critical) fires on the suspected count;
+///   `GreenplumContentUnavailable` reads `contents_unavailable` only and stays silent.
 /// - Remediator: the recover it plans is refused with gate `double_fault`; nothing executes.
 /// - By hand: the primary (the newest data) is started with `pg_ctl`, then `gprecoverseg -a`
 ///   recovers the mirror; every row, including those written while the mirror was down, is
@@ -428,13 +428,17 @@ fn a_double_fault_is_refused_and_healed_by_hand() -> Result<()> {
         "the exporter to suspect the double fault",
         "greenplum_contents_suspected_unavailable == 1",
     )?;
+    // The catalog shows no double fault, so the catalog-based alert stays silent and the
+    // suspicion's own alert (for: 3m, divided by the speed-up) carries the page.
+    wait_firing(&stack, "GreenplumContentSuspectedUnavailable", |_| true)?;
     assert!(
         stack
             .prometheus
             .firing("GreenplumContentUnavailable")?
             .is_empty(),
-        "the shipped critical alert reads contents_unavailable only"
+        "GreenplumContentUnavailable reads contents_unavailable, which the catalog keeps at 0"
     );
+    story.say("GreenplumContentSuspectedUnavailable fired (critical)");
 
     let refused = wait_settled(&stack, "recover", last)?;
     story.say(format!(
