@@ -2,7 +2,8 @@
 //!
 //! The order matters: nothing is read before the caller is authenticated, and 202 is sent
 //! only after the journal committed, because Alertmanager retries 5xx only and never
-//! redelivers what we acknowledged.
+//! redelivers what we acknowledged. The commit is a group commit (`journal::group`): the
+//! handler waits for it without holding an async worker.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use serde_json::json;
 use crate::alert::WebhookPayload;
 use crate::auth::AuthOutcome;
 use crate::http::AppState;
-use crate::journal::{EventInsert, StoredEvent};
+use crate::journal::{group, EventInsert, NewDelivery, StoredEvent};
 
 pub async fn receive(
     State(state): State<Arc<AppState>>,
@@ -86,16 +87,15 @@ async fn handle(
         Err(e) => return (StatusCode::BAD_REQUEST, json!({"error": e.to_string()})),
     };
     // The body passed the parser, so it is valid UTF-8 JSON.
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let received_at = Utc::now();
-    let journal = state.journal.clone();
-    let alerts = payload.alerts.clone();
-    let written =
-        tokio::task::spawn_blocking(move || journal.record_delivery(received_at, &text, &alerts))
-            .await;
-    let inserts = match written {
-        Ok(Ok(inserts)) => inserts,
-        Ok(Err(e)) => {
+    let delivery = NewDelivery {
+        received_at: Utc::now(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        alerts: payload.alerts.clone(),
+    };
+    let received_at = delivery.received_at;
+    let inserts = match group::record_delivery(&state.journal, delivery).await {
+        Ok(inserts) => inserts,
+        Err(e) => {
             state.metrics.journal_errors.inc();
             tracing::error!(error = %e, "cannot persist webhook delivery; answering 503");
             // The caller is authenticated; the reason (disk full, read-only, database down)
@@ -103,14 +103,6 @@ async fn handle(
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": format!("cannot persist the delivery ({e}); retry later")}),
-            );
-        }
-        Err(e) => {
-            state.metrics.journal_errors.inc();
-            tracing::error!(error = %e, "journal task failed; answering 503");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": "cannot persist the delivery; retry later"}),
             );
         }
     };
@@ -149,7 +141,7 @@ mod tests {
     use crate::alert::tests::recorded_body;
     use crate::alert::Alert;
     use crate::auth::Authenticator;
-    use crate::journal::{Journal, JournalError, JournalResult, SqliteJournal};
+    use crate::journal::{GroupCommit, Journal, JournalError, JournalResult, SqliteJournal};
     use crate::metrics::Metrics;
     use axum::http::Request;
     use chrono::DateTime;
@@ -157,7 +149,8 @@ mod tests {
     use tower::ServiceExt;
 
     /// A journal whose disk is gone: every write fails.
-    struct BrokenJournal;
+    #[derive(Default)]
+    struct BrokenJournal(GroupCommit);
 
     macro_rules! broken {
         ($($name:ident($($arg:ty),*) -> $ret:ty;)*) => {
@@ -170,6 +163,8 @@ mod tests {
     impl Journal for BrokenJournal {
         broken! {
             record_delivery(DateTime<Utc>, &str, &[Alert]) -> Vec<EventInsert>;
+            record_deliveries(&[NewDelivery]) -> Vec<Vec<EventInsert>>;
+            record_decisions(&[crate::journal::NewDecision]) -> Vec<bool>;
             undecided_events() -> Vec<StoredEvent>;
             event_resolved(&str, DateTime<Utc>) -> bool;
             event_decided(i64) -> bool;
@@ -187,6 +182,10 @@ mod tests {
             record_control(crate::journal::ControlKind, Option<&str>, &str, &str, DateTime<Utc>) -> ();
             paused() -> bool;
             try_acquire_lane(&str) -> bool;
+        }
+
+        fn group_commit(&self) -> &GroupCommit {
+            &self.0
         }
     }
 
@@ -304,7 +303,7 @@ mod tests {
 
     #[tokio::test]
     async fn answers_503_when_the_journal_cannot_persist() {
-        let h = harness(Some(Arc::new(BrokenJournal)), DEFAULT_LIMIT);
+        let h = harness(Some(Arc::new(BrokenJournal::default())), DEFAULT_LIMIT);
         let body = recorded_body("firing-two-segments-down.json");
         let (code, reply) = post(&h, TOKEN, "application/json", body).await;
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);

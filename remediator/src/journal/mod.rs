@@ -8,6 +8,7 @@
 //! The trait is synchronous and object safe so that a PostgreSQL implementation (several
 //! replicas, one advisory lock per cluster lane) fits behind it as well as SQLite.
 
+pub mod group;
 pub mod postgres;
 mod reserve;
 pub mod sqlite;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::actions::ActionKind;
 use crate::alert::{Alert, AlertStatus};
 
+pub use self::group::GroupCommit;
 pub use self::postgres::PostgresJournal;
 pub use sqlite::SqliteJournal;
 
@@ -144,6 +146,23 @@ pub enum EventInsert {
     New(i64),
     /// Same (fingerprint, startsAt, status) already journalled.
     Duplicate,
+}
+
+/// One webhook delivery to journal: its body as received and the alerts parsed from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDelivery {
+    pub received_at: DateTime<Utc>,
+    pub body: String,
+    pub alerts: Vec<Alert>,
+}
+
+/// A decision about one journalled event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDecision {
+    pub event_id: i64,
+    pub decision: &'static str,
+    pub detail: String,
+    pub action_id: Option<i64>,
 }
 
 /// A plan, as created by the planner. Never updated afterwards.
@@ -291,6 +310,21 @@ pub trait Journal: Send + Sync {
         body: &str,
         alerts: &[Alert],
     ) -> JournalResult<Vec<EventInsert>>;
+
+    /// Writes several deliveries in one durable transaction (one fsync), with the outcome of
+    /// each in batch order. Dedup is the same as one delivery at a time: the second of two
+    /// identical alerts in a batch is a duplicate. If the batch fails, nothing of it is kept.
+    fn record_deliveries(&self, batch: &[NewDelivery]) -> JournalResult<Vec<Vec<EventInsert>>>;
+
+    /// Writes routine decisions in one transaction; for each, whether it was written (false:
+    /// the event already had a decision, e.g. the sweeper submitted it while the webhook's
+    /// decision was queued). Unlike `record_decision` it never spends the disk reserve: an
+    /// event left undecided is planned again by the next sweep.
+    fn record_decisions(&self, batch: &[NewDecision]) -> JournalResult<Vec<bool>>;
+
+    /// The writer that batches this journal's deliveries and routine decisions; use it
+    /// through [`group::record_delivery`] and [`group::queue_decisions`].
+    fn group_commit(&self) -> &GroupCommit;
 
     /// Events that have no decision yet (work left over from a restart, or not yet planned).
     fn undecided_events(&self) -> JournalResult<Vec<StoredEvent>>;

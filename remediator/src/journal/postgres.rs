@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
 use ::postgres::types::ToSql;
-use ::postgres::{Client, Config, NoTls, Row};
+use ::postgres::{Client, Config, NoTls, Row, Transaction};
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
@@ -133,6 +133,50 @@ fn parse_state(text: &str) -> JournalResult<ActionState> {
     })
 }
 
+/// Inserts one delivery and its alerts into the open transaction; an alert whose event key
+/// is already journalled (earlier, or earlier in this transaction) is a duplicate.
+fn insert_delivery(
+    tx: &mut Transaction<'_>,
+    received_at: DateTime<Utc>,
+    body: &str,
+    alerts: &[Alert],
+) -> JournalResult<Vec<EventInsert>> {
+    let at = ts(received_at);
+    let delivery: i64 = tx
+        .query_one(
+            "INSERT INTO deliveries (received_at, body) VALUES ($1, $2) RETURNING id",
+            &[&at, &body],
+        )
+        .map_err(storage("insert delivery"))?
+        .get(0);
+    let mut out = Vec::with_capacity(alerts.len());
+    for alert in alerts {
+        let labels = to_json(&alert.labels, "labels")?;
+        let inserted = tx
+            .query_opt(
+                "INSERT INTO events
+                 (delivery_id, received_at, fingerprint, starts_at, status, alertname, labels)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (fingerprint, starts_at, status) DO NOTHING RETURNING id",
+                &[
+                    &delivery,
+                    &at,
+                    &alert.fingerprint,
+                    &ts(alert.starts_at),
+                    &alert.status.as_str(),
+                    &alert.alertname(),
+                    &labels,
+                ],
+            )
+            .map_err(storage("insert event"))?;
+        out.push(match inserted {
+            Some(row) => EventInsert::New(row.get(0)),
+            None => EventInsert::Duplicate,
+        });
+    }
+    Ok(out)
+}
+
 /// The advisory lock key of a cluster's lane: stable across replicas and versions.
 pub fn lane_key(cluster: &str) -> i64 {
     let digest = Sha256::digest(format!("greenplum-remediator/lane/{cluster}").as_bytes());
@@ -163,6 +207,7 @@ pub struct PostgresJournal {
     config: Config,
     conn: Mutex<Option<Client>>,
     lanes: Mutex<LaneSession>,
+    group: GroupCommit,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -185,6 +230,7 @@ impl PostgresJournal {
                 client: None,
                 held: BTreeSet::new(),
             }),
+            group: GroupCommit::new(),
         };
         journal.with(|c| {
             let mut tx = c.transaction().map_err(storage("begin schema"))?;
@@ -226,6 +272,19 @@ impl PostgresJournal {
                 *guard = None;
             }
             result
+        })
+    }
+
+    /// Runs `write` in one transaction for deliveries, committed (durable) when it returns.
+    fn write_deliveries<T: Send>(
+        &self,
+        write: impl FnOnce(&mut Transaction<'_>) -> JournalResult<T> + Send,
+    ) -> JournalResult<T> {
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(storage("begin delivery"))?;
+            let written = write(&mut tx)?;
+            tx.commit().map_err(storage("commit delivery"))?;
+            Ok(written)
         })
     }
 
@@ -350,45 +409,45 @@ impl Journal for PostgresJournal {
         body: &str,
         alerts: &[Alert],
     ) -> JournalResult<Vec<EventInsert>> {
-        let at = ts(received_at);
-        self.with(|c| {
-            let mut tx = c.transaction().map_err(storage("begin delivery"))?;
-            let delivery: i64 = tx
-                .query_one(
-                    "INSERT INTO deliveries (received_at, body) VALUES ($1, $2) RETURNING id",
-                    &[&at, &body],
-                )
-                .map_err(storage("insert delivery"))?
-                .get(0);
-            let mut out = Vec::with_capacity(alerts.len());
-            for alert in alerts {
-                let labels = to_json(&alert.labels, "labels")?;
-                let inserted = tx
-                    .query_opt(
-                        "INSERT INTO events
-                         (delivery_id, received_at, fingerprint, starts_at, status, alertname,
-                          labels)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)
-                         ON CONFLICT (fingerprint, starts_at, status) DO NOTHING RETURNING id",
-                        &[
-                            &delivery,
-                            &at,
-                            &alert.fingerprint,
-                            &ts(alert.starts_at),
-                            &alert.status.as_str(),
-                            &alert.alertname(),
-                            &labels,
-                        ],
-                    )
-                    .map_err(storage("insert event"))?;
-                out.push(match inserted {
-                    Some(row) => EventInsert::New(row.get(0)),
-                    None => EventInsert::Duplicate,
-                });
-            }
-            tx.commit().map_err(storage("commit delivery"))?;
-            Ok(out)
+        self.write_deliveries(|tx| insert_delivery(tx, received_at, body, alerts))
+    }
+
+    fn record_deliveries(&self, batch: &[NewDelivery]) -> JournalResult<Vec<Vec<EventInsert>>> {
+        self.write_deliveries(|tx| {
+            batch
+                .iter()
+                .map(|d| insert_delivery(tx, d.received_at, &d.body, &d.alerts))
+                .collect()
         })
+    }
+
+    fn record_decisions(&self, batch: &[NewDecision]) -> JournalResult<Vec<bool>> {
+        let at = ts(Utc::now());
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(storage("begin decisions"))?;
+            let insert = tx
+                .prepare(
+                    "INSERT INTO decisions (event_id, at, decision, detail, action_id)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+                )
+                .map_err(storage("insert decision"))?;
+            let mut written = Vec::with_capacity(batch.len());
+            for d in batch {
+                let rows = tx
+                    .execute(
+                        &insert,
+                        &[&d.event_id, &at, &d.decision, &d.detail, &d.action_id],
+                    )
+                    .map_err(storage("insert decision"))?;
+                written.push(rows == 1);
+            }
+            tx.commit().map_err(storage("commit decisions"))?;
+            Ok(written)
+        })
+    }
+
+    fn group_commit(&self) -> &GroupCommit {
+        &self.group
     }
 
     fn undecided_events(&self) -> JournalResult<Vec<StoredEvent>> {

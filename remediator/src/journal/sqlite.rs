@@ -100,6 +100,7 @@ pub struct SqliteJournal {
     path: PathBuf,
     conn: Mutex<Slot>,
     reserve: Reserve,
+    group: GroupCommit,
 }
 
 struct Slot {
@@ -169,6 +170,50 @@ fn parse_state(text: &str) -> JournalResult<ActionState> {
     })
 }
 
+/// Inserts one delivery and its alerts into the open transaction. The event key is unique,
+/// so an alert already journalled (in an earlier transaction or earlier in this one) is
+/// ignored and reported as a duplicate.
+fn insert_delivery(
+    tx: &Connection,
+    received_at: DateTime<Utc>,
+    body: &str,
+    alerts: &[Alert],
+) -> JournalResult<Vec<EventInsert>> {
+    let at = ts(received_at);
+    tx.prepare_cached("INSERT INTO deliveries (received_at, body) VALUES (?1, ?2)")
+        .and_then(|mut insert| insert.execute(params![at, body]))
+        .map_err(storage("insert delivery"))?;
+    let delivery = tx.last_insert_rowid();
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO events
+             (delivery_id, received_at, fingerprint, starts_at, status, alertname, labels)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(storage("insert event"))?;
+    let mut out = Vec::with_capacity(alerts.len());
+    for alert in alerts {
+        let labels = to_json(&alert.labels, "labels")?;
+        let inserted = insert
+            .execute(params![
+                delivery,
+                at,
+                alert.fingerprint,
+                ts(alert.starts_at),
+                alert.status.as_str(),
+                alert.alertname(),
+                labels
+            ])
+            .map_err(storage("insert event"))?;
+        out.push(if inserted == 1 {
+            EventInsert::New(tx.last_insert_rowid())
+        } else {
+            EventInsert::Duplicate
+        });
+    }
+    Ok(out)
+}
+
 impl SqliteJournal {
     pub fn open(path: &Path) -> JournalResult<Self> {
         let conn = Self::connect(path)?;
@@ -183,6 +228,7 @@ impl SqliteJournal {
             path: path.to_path_buf(),
             conn: Slot::new(conn),
             reserve,
+            group: GroupCommit::new(),
         })
     }
 
@@ -244,6 +290,21 @@ impl SqliteJournal {
                 slot.lost = Some(format!("cannot reopen {}: {error}", self.path.display()));
             }
         }
+    }
+
+    /// Runs `write` in one transaction for deliveries: only while the reserve is kept, and
+    /// durable when it returns (one fsync, however many deliveries `write` inserts).
+    fn write_deliveries<T>(
+        &self,
+        write: impl FnOnce(&Connection) -> JournalResult<T>,
+    ) -> JournalResult<T> {
+        let mut conn = self.conn()?;
+        // Under the connection's lock, so concurrent deliveries do not write it twice.
+        self.keep_reserve()?;
+        let tx = conn.transaction().map_err(storage("begin delivery"))?;
+        let written = write(&tx)?;
+        tx.commit().map_err(storage("commit delivery"))?;
+        Ok(written)
     }
 
     /// A record of work under way (everything but deliveries): when the disk is full it
@@ -425,44 +486,43 @@ impl Journal for SqliteJournal {
         body: &str,
         alerts: &[Alert],
     ) -> JournalResult<Vec<EventInsert>> {
+        self.write_deliveries(|tx| insert_delivery(tx, received_at, body, alerts))
+    }
+
+    fn record_deliveries(&self, batch: &[NewDelivery]) -> JournalResult<Vec<Vec<EventInsert>>> {
+        self.write_deliveries(|tx| {
+            batch
+                .iter()
+                .map(|d| insert_delivery(tx, d.received_at, &d.body, &d.alerts))
+                .collect()
+        })
+    }
+
+    fn record_decisions(&self, batch: &[NewDecision]) -> JournalResult<Vec<bool>> {
         let mut conn = self.conn()?;
-        // Under the connection's lock, so concurrent deliveries do not write it twice.
-        self.keep_reserve()?;
-        let tx = conn.transaction().map_err(storage("begin delivery"))?;
-        let at = ts(received_at);
-        tx.execute(
-            "INSERT INTO deliveries (received_at, body) VALUES (?1, ?2)",
-            params![at, body],
-        )
-        .map_err(storage("insert delivery"))?;
-        let delivery = tx.last_insert_rowid();
-        let mut out = Vec::with_capacity(alerts.len());
-        for alert in alerts {
-            let labels = to_json(&alert.labels, "labels")?;
-            let inserted = tx
-                .execute(
-                    "INSERT OR IGNORE INTO events
-                     (delivery_id, received_at, fingerprint, starts_at, status, alertname, labels)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        delivery,
-                        at,
-                        alert.fingerprint,
-                        ts(alert.starts_at),
-                        alert.status.as_str(),
-                        alert.alertname(),
-                        labels
-                    ],
+        let tx = conn.transaction().map_err(storage("begin decisions"))?;
+        let at = ts(Utc::now());
+        let mut written = Vec::with_capacity(batch.len());
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO decisions (event_id, at, decision, detail, action_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
-                .map_err(storage("insert event"))?;
-            out.push(if inserted == 1 {
-                EventInsert::New(tx.last_insert_rowid())
-            } else {
-                EventInsert::Duplicate
-            });
+                .map_err(storage("insert decision"))?;
+            for d in batch {
+                let rows = insert
+                    .execute(params![d.event_id, at, d.decision, d.detail, d.action_id])
+                    .map_err(storage("insert decision"))?;
+                written.push(rows == 1);
+            }
         }
-        tx.commit().map_err(storage("commit delivery"))?;
-        Ok(out)
+        tx.commit().map_err(storage("commit decisions"))?;
+        Ok(written)
+    }
+
+    fn group_commit(&self) -> &GroupCommit {
+        &self.group
     }
 
     fn undecided_events(&self) -> JournalResult<Vec<StoredEvent>> {
@@ -867,6 +927,7 @@ mod tests {
             path: path.to_path_buf(),
             conn: Slot::new(conn),
             reserve: Reserve::beside(path, RESERVE_BYTES),
+            group: GroupCommit::new(),
         }
     }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::executor::Executor;
-use crate::journal::{ActionState, Approval, Journal, StoredEvent};
+use crate::journal::{group, ActionState, Approval, Journal, NewDecision, StoredEvent};
 use crate::metrics::Metrics;
 use crate::policy::{Cluster, Policy};
 use crate::source::CatalogSource;
@@ -34,6 +34,9 @@ pub struct PlannerConfig {
     /// How often undecided events are re-read and approvals expired.
     pub sweep_interval: Duration,
 }
+
+/// The decision for an event whose cluster label names no configured cluster.
+const UNKNOWN_CLUSTER: &str = "unknown_cluster";
 
 pub(crate) enum LaneMsg {
     Event(StoredEvent),
@@ -72,8 +75,10 @@ pub struct Handle {
 
 impl Handle {
     /// Routes journalled events to their cluster's lane. An event for no configured
-    /// cluster is decided here and never acted on.
+    /// cluster is decided here and never acted on; that decision is queued for the journal's
+    /// next group commit, so the caller (the webhook's handler) never waits on the disk.
     pub fn submit(&self, events: Vec<StoredEvent>) {
+        let mut unknown = Vec::new();
         for event in events {
             let cluster = event.labels.get(&self.cluster_label);
             match cluster.and_then(|c| self.lanes.get(c)) {
@@ -82,22 +87,28 @@ impl Handle {
                     // the journal and is planned after the restart.
                     let _ = lane.send(LaneMsg::Event(event));
                 }
-                None => {
-                    let detail =
-                        format!("label {:?} names no configured cluster", self.cluster_label);
-                    match self
-                        .journal
-                        .record_decision(event.id, "unknown_cluster", &detail, None)
-                    {
-                        Ok(()) => self.metrics.count_event("unknown_cluster"),
-                        Err(e) => {
-                            self.metrics.journal_errors.inc();
-                            tracing::error!(error = %e, event = event.id, "cannot record decision");
-                        }
-                    }
-                }
+                None => unknown.push(NewDecision {
+                    event_id: event.id,
+                    decision: UNKNOWN_CLUSTER,
+                    detail: format!("label {:?} names no configured cluster", self.cluster_label),
+                    action_id: None,
+                }),
             }
         }
+        let metrics = self.metrics.clone();
+        group::queue_decisions(&self.journal, unknown, move |written| match written {
+            // An event the sweeper submitted again while its decision was queued is not
+            // decided (nor counted) twice.
+            Ok(written) => written
+                .into_iter()
+                .filter(|&w| w)
+                .for_each(|_| metrics.count_event(UNKNOWN_CLUSTER)),
+            Err(e) => {
+                // The events stay undecided and the next sweep decides them.
+                metrics.journal_errors.inc();
+                tracing::error!(error = %e, "cannot record unknown-cluster decisions");
+            }
+        });
     }
 
     /// Approve or reject an action through its lane (so it is serialized with execution).
