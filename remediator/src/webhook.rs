@@ -163,8 +163,7 @@ mod tests {
     impl Journal for BrokenJournal {
         broken! {
             record_delivery(DateTime<Utc>, &str, &[Alert]) -> Vec<EventInsert>;
-            record_deliveries(&[NewDelivery]) -> Vec<Vec<EventInsert>>;
-            record_decisions(&[crate::journal::NewDecision]) -> Vec<bool>;
+            record_batch(&crate::journal::Batch<'_>) -> crate::journal::BatchOutcome;
             undecided_events() -> Vec<StoredEvent>;
             event_resolved(&str, DateTime<Utc>) -> bool;
             event_decided(i64) -> bool;

@@ -6,9 +6,10 @@
 //! connection queued behind another's fsync. Batching keeps each delivery durable before
 //! its 202, while the number of fsyncs no longer grows with the number of senders.
 //!
-//! The planner's routine decisions (`unknown_cluster`) ride the same writer. They need not
-//! be durable before anything (an undecided event is planned again by the next sweep), but
-//! written one transaction at a time on an async worker they stalled every connection.
+//! The planner's routine decisions (`unknown_cluster`) ride the same transactions, so they
+//! cost no fsync of their own. They need not be durable before anything (an undecided event
+//! is planned again by the next sweep), but written one transaction at a time on an async
+//! worker they stalled every connection.
 //!
 //! A failed batch is written again one sender at a time, so that one delivery the journal
 //! refuses (say a byte PostgreSQL does not store) cannot fail the deliveries beside it; each
@@ -20,7 +21,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::oneshot;
 
-use super::{EventInsert, Journal, JournalError, JournalResult, NewDecision, NewDelivery};
+use super::{
+    Batch, BatchOutcome, EventInsert, Journal, JournalError, JournalResult, NewDecision,
+    NewDelivery,
+};
 
 /// Deliveries per transaction at most: bounds how long one commit keeps the journal.
 pub const MAX_DELIVERIES: usize = 256;
@@ -128,24 +132,25 @@ impl GroupCommit {
 /// The writer: waits for work, takes everything else already waiting, writes it.
 fn run(journal: Weak<dyn Journal>, queue: Receiver<Work>) {
     while let Ok(first) = queue.recv() {
-        let mut batch = Batch::default();
-        batch.add(first);
-        while !batch.is_full() {
+        let mut pending = Pending::default();
+        pending.add(first);
+        while !pending.is_full() {
             match queue.try_recv() {
-                Ok(work) => batch.add(work),
+                Ok(work) => pending.add(work),
                 Err(_) => break,
             }
         }
         // Dropping the last reference here ends the loop: the journal owns the sender.
         match journal.upgrade() {
-            Some(journal) => batch.write(journal.as_ref()),
-            None => batch.fail("the journal was closed"),
+            Some(journal) => pending.write(journal.as_ref()),
+            None => pending.fail("the journal was closed"),
         }
     }
 }
 
+/// The work taken for one transaction.
 #[derive(Default)]
-struct Batch {
+struct Pending {
     deliveries: Vec<NewDelivery>,
     replies: Vec<DeliveryReply>,
     decisions: Vec<NewDecision>,
@@ -153,7 +158,7 @@ struct Batch {
     decided: Vec<(Range<usize>, DecisionsDone)>,
 }
 
-impl Batch {
+impl Pending {
     fn add(&mut self, work: Work) {
         match work {
             Work::Delivery(delivery, reply) => {
@@ -172,6 +177,10 @@ impl Batch {
         self.deliveries.len() >= MAX_DELIVERIES || self.decisions.len() >= MAX_DECISIONS
     }
 
+    fn senders(&self) -> usize {
+        self.replies.len() + self.decided.len()
+    }
+
     fn fail(self, why: &str) {
         for reply in self.replies {
             let _ = reply.send(Err(JournalError::Unavailable(why.into())));
@@ -181,87 +190,74 @@ impl Batch {
         }
     }
 
+    /// One transaction for everything; if it fails, one per sender.
     fn write(self, journal: &dyn Journal) {
-        write_deliveries(journal, &self.deliveries, self.replies);
-        write_decisions(journal, &self.decisions, self.decided);
-    }
-}
-
-fn write_deliveries(
-    journal: &dyn Journal,
-    deliveries: &[NewDelivery],
-    replies: Vec<DeliveryReply>,
-) {
-    if deliveries.is_empty() {
-        return;
-    }
-    let error = match journal.record_deliveries(deliveries) {
-        Ok(inserts) if inserts.len() == deliveries.len() => {
-            for (reply, inserted) in replies.into_iter().zip(inserts) {
-                let _ = reply.send(Ok(inserted));
+        let batch = Batch {
+            deliveries: &self.deliveries,
+            decisions: &self.decisions,
+        };
+        let error = match journal.record_batch(&batch) {
+            Ok(outcome)
+                if outcome.deliveries.len() == self.deliveries.len()
+                    && outcome.decisions.len() == self.decisions.len() =>
+            {
+                return self.answer(outcome);
             }
-            return;
+            Ok(outcome) => JournalError::Corrupt {
+                what: "batch",
+                detail: format!(
+                    "{} and {} outcomes for {} deliveries and {} decisions",
+                    outcome.deliveries.len(),
+                    outcome.decisions.len(),
+                    self.deliveries.len(),
+                    self.decisions.len()
+                ),
+            },
+            Err(error) => error,
+        };
+        if self.senders() == 1 {
+            return self.answer_one(error);
         }
-        Ok(inserts) => JournalError::Corrupt {
-            what: "delivery batch",
-            detail: format!(
-                "{} outcomes for {} deliveries",
-                inserts.len(),
-                deliveries.len()
-            ),
-        },
-        Err(error) => error,
-    };
-    if deliveries.len() == 1 {
-        if let Some(reply) = replies.into_iter().next() {
+        tracing::warn!(%error, deliveries = self.deliveries.len(), decisions = self.decisions.len(), "journal batch failed; writing each sender's part alone");
+        self.write_each(journal);
+    }
+
+    fn answer(self, outcome: BatchOutcome) {
+        for (reply, inserts) in self.replies.into_iter().zip(outcome.deliveries) {
+            let _ = reply.send(Ok(inserts));
+        }
+        for (range, done) in self.decided {
+            done(Ok(outcome.decisions[range].to_vec()));
+        }
+    }
+
+    fn answer_one(self, error: JournalError) {
+        if let Some(reply) = self.replies.into_iter().next() {
             let _ = reply.send(Err(error));
-        }
-        return;
-    }
-    tracing::warn!(%error, deliveries = deliveries.len(), "delivery batch failed; writing each delivery alone");
-    for (delivery, reply) in deliveries.iter().zip(replies) {
-        let _ = reply.send(journal.record_delivery(
-            delivery.received_at,
-            &delivery.body,
-            &delivery.alerts,
-        ));
-    }
-}
-
-fn write_decisions(
-    journal: &dyn Journal,
-    decisions: &[NewDecision],
-    decided: Vec<(Range<usize>, DecisionsDone)>,
-) {
-    if decisions.is_empty() {
-        return;
-    }
-    let error = match journal.record_decisions(decisions) {
-        Ok(written) if written.len() == decisions.len() => {
-            for (range, done) in decided {
-                done(Ok(written[range].to_vec()));
-            }
-            return;
-        }
-        Ok(written) => JournalError::Corrupt {
-            what: "decision batch",
-            detail: format!(
-                "{} outcomes for {} decisions",
-                written.len(),
-                decisions.len()
-            ),
-        },
-        Err(error) => error,
-    };
-    if decided.len() == 1 {
-        if let Some((_, done)) = decided.into_iter().next() {
+        } else if let Some((_, done)) = self.decided.into_iter().next() {
             done(Err(error));
         }
-        return;
     }
-    tracing::warn!(%error, decisions = decisions.len(), "decision batch failed; writing each sender's decisions alone");
-    for (range, done) in decided {
-        done(journal.record_decisions(&decisions[range]));
+
+    fn write_each(self, journal: &dyn Journal) {
+        for (delivery, reply) in self.deliveries.iter().zip(self.replies) {
+            let _ = reply.send(journal.record_delivery(
+                delivery.received_at,
+                &delivery.body,
+                &delivery.alerts,
+            ));
+        }
+        for (range, done) in self.decided {
+            let alone = Batch {
+                deliveries: &[],
+                decisions: &self.decisions[range],
+            };
+            done(
+                journal
+                    .record_batch(&alone)
+                    .map(|outcome| outcome.decisions),
+            );
+        }
     }
 }
 
@@ -316,11 +312,11 @@ mod tests {
             self.inner.record_delivery(received_at, body, alerts)
         }
 
-        fn record_deliveries(&self, batch: &[NewDelivery]) -> JournalResult<Vec<Vec<EventInsert>>> {
-            for delivery in batch {
+        fn record_batch(&self, batch: &Batch<'_>) -> JournalResult<BatchOutcome> {
+            for delivery in batch.deliveries {
                 self.refuse(&delivery.body)?;
             }
-            self.inner.record_deliveries(batch)
+            self.inner.record_batch(batch)
         }
 
         fn group_commit(&self) -> &GroupCommit {
@@ -328,7 +324,6 @@ mod tests {
         }
 
         delegate! {
-            record_decisions(batch: &[NewDecision]) -> Vec<bool>;
             undecided_events() -> Vec<StoredEvent>;
             event_decided(id: i64) -> bool;
             event_resolved(fingerprint: &str, starts_at: DateTime<Utc>) -> bool;
@@ -393,7 +388,7 @@ mod tests {
         journal: &dyn Journal,
         deliveries: Vec<NewDelivery>,
     ) -> Vec<JournalResult<Vec<EventInsert>>> {
-        let mut batch = Batch::default();
+        let mut batch = Pending::default();
         let mut answers = Vec::new();
         for delivery in deliveries {
             let (reply, answer) = oneshot::channel();
@@ -622,12 +617,14 @@ mod tests {
         };
         let (first, first_outcome) = std::sync::mpsc::channel();
         let (second, second_outcome) = std::sync::mpsc::channel();
-        let mut batch = Batch::default();
+        let (reply, mut delivered) = oneshot::channel();
+        let mut batch = Pending::default();
         // No event 9999: the foreign key refuses it, and with it the whole transaction.
         batch.add(Work::Decisions(
             vec![decision(9999)],
             Box::new(move |w| drop(first.send(w))),
         ));
+        batch.add(Work::Delivery(delivery("beside", &["f2"]), reply));
         batch.add(Work::Decisions(
             vec![decision(id)],
             Box::new(move |w| drop(second.send(w))),
@@ -641,6 +638,45 @@ mod tests {
                 .expect("written"),
             [true]
         );
+        let inserts = delivered.try_recv().expect("answered").expect("written");
+        assert_eq!(shape(&inserts), ["new"]);
         assert!(journal.event_decided(id).expect("read"));
+    }
+
+    #[test]
+    fn deliveries_and_decisions_share_one_transaction() {
+        let (_dir, journal) = sqlite();
+        let inserted = journal
+            .record_delivery(Utc::now(), "{}", &[alert("f1")])
+            .expect("delivery");
+        let Some(EventInsert::New(id)) = inserted.first().copied() else {
+            panic!("not written: {inserted:?}");
+        };
+        let deliveries = [delivery("d", &["f1", "f2"])];
+        let decisions = [decision(id)];
+        let outcome = journal
+            .record_batch(&Batch {
+                deliveries: &deliveries,
+                decisions: &decisions,
+            })
+            .expect("written");
+        assert_eq!(shape(&outcome.deliveries[0]), ["duplicate", "new"]);
+        assert_eq!(outcome.decisions, [true]);
+        // A refused part rolls back the rest.
+        let bad = [decision(9999)];
+        let more = [delivery("e", &["f3"])];
+        journal
+            .record_batch(&Batch {
+                deliveries: &more,
+                decisions: &bad,
+            })
+            .expect_err("no event 9999");
+        let undecided: Vec<String> = journal
+            .undecided_events()
+            .expect("events")
+            .into_iter()
+            .map(|e| e.fingerprint)
+            .collect();
+        assert_eq!(undecided, ["f2"]);
     }
 }

@@ -165,6 +165,22 @@ pub struct NewDecision {
     pub action_id: Option<i64>,
 }
 
+/// What one group commit writes (see `group`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Batch<'a> {
+    pub deliveries: &'a [NewDelivery],
+    pub decisions: &'a [NewDecision],
+}
+
+/// What `record_batch` did with each delivery and decision, in batch order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchOutcome {
+    /// Per delivery, per alert (as `record_delivery`).
+    pub deliveries: Vec<Vec<EventInsert>>,
+    /// Per decision: false when the event already had one.
+    pub decisions: Vec<bool>,
+}
+
 /// A plan, as created by the planner. Never updated afterwards.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewAction {
@@ -311,16 +327,14 @@ pub trait Journal: Send + Sync {
         alerts: &[Alert],
     ) -> JournalResult<Vec<EventInsert>>;
 
-    /// Writes several deliveries in one durable transaction (one fsync), with the outcome of
-    /// each in batch order. Dedup is the same as one delivery at a time: the second of two
-    /// identical alerts in a batch is a duplicate. If the batch fails, nothing of it is kept.
-    fn record_deliveries(&self, batch: &[NewDelivery]) -> JournalResult<Vec<Vec<EventInsert>>>;
-
-    /// Writes routine decisions in one transaction; for each, whether it was written (false:
-    /// the event already had a decision, e.g. the sweeper submitted it while the webhook's
-    /// decision was queued). Unlike `record_decision` it never spends the disk reserve: an
-    /// event left undecided is planned again by the next sweep.
-    fn record_decisions(&self, batch: &[NewDecision]) -> JournalResult<Vec<bool>>;
+    /// Writes deliveries and routine decisions in one durable transaction (one fsync), with
+    /// the outcome of each in batch order. Dedup is the same as one delivery at a time: the
+    /// second of two identical alerts in a batch is a duplicate. A decision for an event that
+    /// already has one is not written (the sweeper may submit an event again while its
+    /// decision waits in the queue). Unlike `record_decision`, decisions never spend the disk
+    /// reserve: an event left undecided is planned again by the next sweep. If the batch
+    /// fails, nothing of it is kept.
+    fn record_batch(&self, batch: &Batch<'_>) -> JournalResult<BatchOutcome>;
 
     /// The writer that batches this journal's deliveries and routine decisions; use it
     /// through [`group::record_delivery`] and [`group::queue_decisions`].

@@ -177,6 +177,34 @@ fn insert_delivery(
     Ok(out)
 }
 
+/// Inserts decisions into the open transaction, skipping events already decided.
+fn insert_decisions(
+    tx: &mut Transaction<'_>,
+    decisions: &[NewDecision],
+) -> JournalResult<Vec<bool>> {
+    if decisions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let at = ts(Utc::now());
+    let insert = tx
+        .prepare(
+            "INSERT INTO decisions (event_id, at, decision, detail, action_id)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .map_err(storage("insert decision"))?;
+    decisions
+        .iter()
+        .map(|d| {
+            tx.execute(
+                &insert,
+                &[&d.event_id, &at, &d.decision, &d.detail, &d.action_id],
+            )
+            .map(|rows| rows == 1)
+            .map_err(storage("insert decision"))
+        })
+        .collect()
+}
+
 /// The advisory lock key of a cluster's lane: stable across replicas and versions.
 pub fn lane_key(cluster: &str) -> i64 {
     let digest = Sha256::digest(format!("greenplum-remediator/lane/{cluster}").as_bytes());
@@ -272,19 +300,6 @@ impl PostgresJournal {
                 *guard = None;
             }
             result
-        })
-    }
-
-    /// Runs `write` in one transaction for deliveries, committed (durable) when it returns.
-    fn write_deliveries<T: Send>(
-        &self,
-        write: impl FnOnce(&mut Transaction<'_>) -> JournalResult<T> + Send,
-    ) -> JournalResult<T> {
-        self.with(|c| {
-            let mut tx = c.transaction().map_err(storage("begin delivery"))?;
-            let written = write(&mut tx)?;
-            tx.commit().map_err(storage("commit delivery"))?;
-            Ok(written)
         })
     }
 
@@ -409,40 +424,28 @@ impl Journal for PostgresJournal {
         body: &str,
         alerts: &[Alert],
     ) -> JournalResult<Vec<EventInsert>> {
-        self.write_deliveries(|tx| insert_delivery(tx, received_at, body, alerts))
-    }
-
-    fn record_deliveries(&self, batch: &[NewDelivery]) -> JournalResult<Vec<Vec<EventInsert>>> {
-        self.write_deliveries(|tx| {
-            batch
-                .iter()
-                .map(|d| insert_delivery(tx, d.received_at, &d.body, &d.alerts))
-                .collect()
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(storage("begin delivery"))?;
+            let inserts = insert_delivery(&mut tx, received_at, body, alerts)?;
+            tx.commit().map_err(storage("commit delivery"))?;
+            Ok(inserts)
         })
     }
 
-    fn record_decisions(&self, batch: &[NewDecision]) -> JournalResult<Vec<bool>> {
-        let at = ts(Utc::now());
+    fn record_batch(&self, batch: &Batch<'_>) -> JournalResult<BatchOutcome> {
         self.with(|c| {
-            let mut tx = c.transaction().map_err(storage("begin decisions"))?;
-            let insert = tx
-                .prepare(
-                    "INSERT INTO decisions (event_id, at, decision, detail, action_id)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-                )
-                .map_err(storage("insert decision"))?;
-            let mut written = Vec::with_capacity(batch.len());
-            for d in batch {
-                let rows = tx
-                    .execute(
-                        &insert,
-                        &[&d.event_id, &at, &d.decision, &d.detail, &d.action_id],
-                    )
-                    .map_err(storage("insert decision"))?;
-                written.push(rows == 1);
-            }
-            tx.commit().map_err(storage("commit decisions"))?;
-            Ok(written)
+            let mut tx = c.transaction().map_err(storage("begin batch"))?;
+            let deliveries = batch
+                .deliveries
+                .iter()
+                .map(|d| insert_delivery(&mut tx, d.received_at, &d.body, &d.alerts))
+                .collect::<JournalResult<_>>()?;
+            let decisions = insert_decisions(&mut tx, batch.decisions)?;
+            tx.commit().map_err(storage("commit batch"))?;
+            Ok(BatchOutcome {
+                deliveries,
+                decisions,
+            })
         })
     }
 

@@ -214,6 +214,29 @@ fn insert_delivery(
     Ok(out)
 }
 
+/// Inserts decisions into the open transaction, skipping events already decided.
+fn insert_decisions(tx: &Connection, decisions: &[NewDecision]) -> JournalResult<Vec<bool>> {
+    if decisions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let at = ts(Utc::now());
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO decisions (event_id, at, decision, detail, action_id)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(storage("insert decision"))?;
+    decisions
+        .iter()
+        .map(|d| {
+            insert
+                .execute(params![d.event_id, at, d.decision, d.detail, d.action_id])
+                .map(|rows| rows == 1)
+                .map_err(storage("insert decision"))
+        })
+        .collect()
+}
+
 impl SqliteJournal {
     pub fn open(path: &Path) -> JournalResult<Self> {
         let conn = Self::connect(path)?;
@@ -290,21 +313,6 @@ impl SqliteJournal {
                 slot.lost = Some(format!("cannot reopen {}: {error}", self.path.display()));
             }
         }
-    }
-
-    /// Runs `write` in one transaction for deliveries: only while the reserve is kept, and
-    /// durable when it returns (one fsync, however many deliveries `write` inserts).
-    fn write_deliveries<T>(
-        &self,
-        write: impl FnOnce(&Connection) -> JournalResult<T>,
-    ) -> JournalResult<T> {
-        let mut conn = self.conn()?;
-        // Under the connection's lock, so concurrent deliveries do not write it twice.
-        self.keep_reserve()?;
-        let tx = conn.transaction().map_err(storage("begin delivery"))?;
-        let written = write(&tx)?;
-        tx.commit().map_err(storage("commit delivery"))?;
-        Ok(written)
     }
 
     /// A record of work under way (everything but deliveries): when the disk is full it
@@ -486,39 +494,33 @@ impl Journal for SqliteJournal {
         body: &str,
         alerts: &[Alert],
     ) -> JournalResult<Vec<EventInsert>> {
-        self.write_deliveries(|tx| insert_delivery(tx, received_at, body, alerts))
-    }
-
-    fn record_deliveries(&self, batch: &[NewDelivery]) -> JournalResult<Vec<Vec<EventInsert>>> {
-        self.write_deliveries(|tx| {
-            batch
-                .iter()
-                .map(|d| insert_delivery(tx, d.received_at, &d.body, &d.alerts))
-                .collect()
-        })
-    }
-
-    fn record_decisions(&self, batch: &[NewDecision]) -> JournalResult<Vec<bool>> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction().map_err(storage("begin decisions"))?;
-        let at = ts(Utc::now());
-        let mut written = Vec::with_capacity(batch.len());
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO decisions (event_id, at, decision, detail, action_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(storage("insert decision"))?;
-            for d in batch {
-                let rows = insert
-                    .execute(params![d.event_id, at, d.decision, d.detail, d.action_id])
-                    .map_err(storage("insert decision"))?;
-                written.push(rows == 1);
-            }
+        // Under the connection's lock, so concurrent deliveries do not write it twice.
+        self.keep_reserve()?;
+        let tx = conn.transaction().map_err(storage("begin delivery"))?;
+        let inserts = insert_delivery(&tx, received_at, body, alerts)?;
+        tx.commit().map_err(storage("commit delivery"))?;
+        Ok(inserts)
+    }
+
+    fn record_batch(&self, batch: &Batch<'_>) -> JournalResult<BatchOutcome> {
+        let mut conn = self.conn()?;
+        if !batch.deliveries.is_empty() {
+            // Under the connection's lock, so concurrent writers do not write it twice.
+            self.keep_reserve()?;
         }
-        tx.commit().map_err(storage("commit decisions"))?;
-        Ok(written)
+        let tx = conn.transaction().map_err(storage("begin batch"))?;
+        let deliveries = batch
+            .deliveries
+            .iter()
+            .map(|d| insert_delivery(&tx, d.received_at, &d.body, &d.alerts))
+            .collect::<JournalResult<_>>()?;
+        let decisions = insert_decisions(&tx, batch.decisions)?;
+        tx.commit().map_err(storage("commit batch"))?;
+        Ok(BatchOutcome {
+            deliveries,
+            decisions,
+        })
     }
 
     fn group_commit(&self) -> &GroupCommit {
