@@ -10,7 +10,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,7 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{Decider, DeciderRefusal};
-use crate::http::AppState;
+use crate::http::{AppState, ClientCertName};
 use crate::journal::{ActionState, Approval, ApprovalDecision, ControlKind};
 use crate::planner::DecideError;
 use crate::webhook::auth_failure;
@@ -47,23 +48,47 @@ fn reply((code, body): Refused) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// What a request presents to prove who sent it: its headers, and the subject CN of its
+/// connection's verified client certificate (TLS listener only).
+pub struct Caller {
+    headers: HeaderMap,
+    cert_name: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Caller {
+            headers: parts.headers.clone(),
+            cert_name: parts
+                .extensions
+                .get::<ClientCertName>()
+                .and_then(|name| name.0.clone()),
+        })
+    }
+}
+
 /// Appended to `why` when `who` is only what the client said (no operators file).
 pub const CLAIMED_NOTE: &str = "[who is claimed by the client: no --auth.operators-file]";
 
 /// Reads: the webhook's credentials or an operator's token.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
-    match auth_failure(state.auth.check_read(headers, state.mtls)) {
+fn authorize(state: &AppState, caller: &Caller) -> Result<(), Refused> {
+    let outcome = state
+        .auth
+        .check_read(&caller.headers, state.mtls, caller.cert_name.as_deref());
+    match auth_failure(outcome) {
         None => Ok(()),
         Some(refused) => Err(refused),
     }
 }
 
 /// Decisions: who may make them (see the module's documentation).
-fn authorize_decision(state: &AppState, headers: &HeaderMap) -> Result<Decider, Refused> {
+fn authorize_decision(state: &AppState, caller: &Caller) -> Result<Decider, Refused> {
     let operators = state.auth.operators_enabled();
     state
         .auth
-        .check_decider(headers, state.mtls)
+        .check_decider(&caller.headers, state.mtls, caller.cert_name.as_deref())
         .map_err(|refusal| match refusal {
             DeciderRefusal::Missing if operators => (
                 StatusCode::UNAUTHORIZED,
@@ -132,10 +157,10 @@ struct ListQuery {
 
 async fn list(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+    if let Err(r) = authorize(&state, &caller) {
         return reply(r);
     }
     let wanted = match query.state.as_deref() {
@@ -157,12 +182,8 @@ async fn list(
     }
 }
 
-async fn show(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+async fn show(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<i64>) -> Response {
+    if let Err(r) = authorize(&state, &caller) {
         return reply(r);
     }
     match state.journal.action(id) {
@@ -205,10 +226,10 @@ fn parse_decision(body: &[u8]) -> Result<Decision, Refused> {
 /// Credentials are checked before the body is parsed, as everywhere.
 fn authorized_decision(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     body: &[u8],
 ) -> Result<(String, String, Decision), Refused> {
-    let decider = authorize_decision(state, headers)?;
+    let decider = authorize_decision(state, caller)?;
     let decision = parse_decision(body)?;
     let (who, why) = attribute(decider, &decision)?;
     Ok((who, why, decision))
@@ -216,12 +237,12 @@ fn authorized_decision(
 
 async fn decide(
     state: Arc<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     id: i64,
     body: axum::body::Bytes,
     kind: ApprovalDecision,
 ) -> Response {
-    let (who, why) = match authorized_decision(&state, &headers, &body) {
+    let (who, why) = match authorized_decision(&state, &caller, &body) {
         Ok((who, why, _)) => (who, why),
         Err(r) => return reply(r),
     };
@@ -247,29 +268,29 @@ async fn decide(
 
 async fn approve(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<i64>,
     body: axum::body::Bytes,
 ) -> Response {
-    decide(state, headers, id, body, ApprovalDecision::Approve).await
+    decide(state, caller, id, body, ApprovalDecision::Approve).await
 }
 
 async fn reject(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<i64>,
     body: axum::body::Bytes,
 ) -> Response {
-    decide(state, headers, id, body, ApprovalDecision::Reject).await
+    decide(state, caller, id, body, ApprovalDecision::Reject).await
 }
 
 async fn control(
     state: Arc<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: axum::body::Bytes,
     kind: ControlKind,
 ) -> Response {
-    let (who, why, decision) = match authorized_decision(&state, &headers, &body) {
+    let (who, why, decision) = match authorized_decision(&state, &caller, &body) {
         Ok(d) => d,
         Err(r) => return reply(r),
     };
@@ -298,26 +319,26 @@ async fn control(
 
 async fn pause(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    caller: Caller,
     body: axum::body::Bytes,
 ) -> Response {
-    control(state, headers, body, ControlKind::Pause).await
+    control(state, caller, body, ControlKind::Pause).await
 }
 
 async fn resume(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    caller: Caller,
     body: axum::body::Bytes,
 ) -> Response {
-    control(state, headers, body, ControlKind::Resume).await
+    control(state, caller, body, ControlKind::Resume).await
 }
 
 async fn breaker_reset(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    caller: Caller,
     body: axum::body::Bytes,
 ) -> Response {
-    control(state, headers, body, ControlKind::BreakerReset).await
+    control(state, caller, body, ControlKind::BreakerReset).await
 }
 
 #[cfg(test)]

@@ -64,6 +64,9 @@ pub struct Authenticator {
     /// Named operators (`--auth.operators-file`): only they may decide, and their name is
     /// taken from the token, never from the request.
     operators: Option<Operators>,
+    /// Whether a verified client certificate whose subject CN is an operator's name
+    /// identifies that operator without a token (`--auth.operator-client-cert`).
+    operator_certs: bool,
 }
 
 /// Who may make a decision (approve, reject, pause, resume, reset the breaker).
@@ -121,6 +124,12 @@ impl Authenticator {
         self
     }
 
+    /// Operators may also be named by their verified client certificate's subject CN.
+    pub fn with_operator_client_certs(mut self) -> Self {
+        self.operator_certs = true;
+        self
+    }
+
     /// True when at least one webhook method is configured.
     pub fn is_configured(&self) -> bool {
         self.token.is_some() || self.basic.is_some() || self.mtls
@@ -137,15 +146,29 @@ impl Authenticator {
         self.token.as_ref().is_some_and(|t| t.matches(token))
     }
 
-    /// The operator whose token the request carries, if any.
-    fn operator(&self, headers: &HeaderMap) -> Option<&str> {
+    /// The operator the request proves: by token, or else (when enabled) by the subject CN
+    /// of its verified client certificate. A token names its operator even on a connection
+    /// whose certificate names another: the token is the more specific credential.
+    fn operator(&self, headers: &HeaderMap, cert_name: Option<&str>) -> Option<&str> {
         let operators = self.operators.as_ref()?;
-        operators.find(bearer(headers)?.as_bytes())
+        if let Some(token) = bearer(headers) {
+            return operators.find(token.as_bytes());
+        }
+        if self.mtls && self.operator_certs {
+            return operators.named(cert_name?);
+        }
+        None
     }
 
     /// Reads (listing and showing actions): the webhook's credentials or an operator's.
-    pub fn check_read(&self, headers: &HeaderMap, verified_client_cert: bool) -> AuthOutcome {
-        if self.operator(headers).is_some() {
+    /// `cert_name` is the subject CN of the connection's verified client certificate.
+    pub fn check_read(
+        &self,
+        headers: &HeaderMap,
+        verified_client_cert: bool,
+        cert_name: Option<&str>,
+    ) -> AuthOutcome {
+        if self.operator(headers, cert_name).is_some() {
             return AuthOutcome::Allowed;
         }
         self.check(headers, verified_client_cert)
@@ -157,6 +180,7 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
         verified_client_cert: bool,
+        cert_name: Option<&str>,
     ) -> Result<Decider, DeciderRefusal> {
         if self.operators.is_none() {
             return match self.check(headers, verified_client_cert) {
@@ -165,7 +189,7 @@ impl Authenticator {
                 AuthOutcome::Denied => Err(DeciderRefusal::Denied),
             };
         }
-        if let Some(name) = self.operator(headers) {
+        if let Some(name) = self.operator(headers, cert_name) {
             return Ok(Decider::Operator(name.to_string()));
         }
         if !headers.contains_key(header::AUTHORIZATION) {
@@ -306,24 +330,24 @@ mod tests {
         let operators = Operators::parse(&format!("alice {ALICE}\n"), "ops").expect("parse");
         let legacy = Authenticator::default().with_token(b"example-token");
         assert_eq!(
-            legacy.check_decider(&headers("Bearer example-token"), false),
+            legacy.check_decider(&headers("Bearer example-token"), false, None),
             Ok(Decider::ClaimedByClient)
         );
         let auth = legacy.with_operators(operators.clone());
         assert_eq!(
-            auth.check_decider(&headers(&format!("Bearer {ALICE}")), false),
+            auth.check_decider(&headers(&format!("Bearer {ALICE}")), false, None),
             Ok(Decider::Operator("alice".into()))
         );
         assert_eq!(
-            auth.check_decider(&headers("Bearer example-token"), false),
+            auth.check_decider(&headers("Bearer example-token"), false, None),
             Err(DeciderRefusal::WebhookCredential)
         );
         assert_eq!(
-            auth.check_decider(&headers("Bearer unknown-token-000000"), false),
+            auth.check_decider(&headers("Bearer unknown-token-000000"), false, None),
             Err(DeciderRefusal::Denied)
         );
         assert_eq!(
-            auth.check_decider(&HeaderMap::new(), false),
+            auth.check_decider(&HeaderMap::new(), false, None),
             Err(DeciderRefusal::Missing)
         );
         // The webhook token does not deliver as an operator, an operator token not as webhook.
@@ -332,7 +356,7 @@ mod tests {
             AuthOutcome::Denied
         );
         assert_eq!(
-            auth.check_read(&headers(&format!("Bearer {ALICE}")), false),
+            auth.check_read(&headers(&format!("Bearer {ALICE}")), false, None),
             AuthOutcome::Allowed
         );
         // mTLS authenticates Alertmanager's connection, not an operator: a verified
@@ -341,16 +365,52 @@ mod tests {
             .with_mtls()
             .with_operators(operators);
         assert_eq!(
-            mtls.check_decider(&HeaderMap::new(), true),
+            mtls.check_decider(&HeaderMap::new(), true, None),
             Err(DeciderRefusal::Missing)
         );
         assert_eq!(
-            mtls.check_decider(&headers("Bearer example-token"), true),
+            mtls.check_decider(&headers("Bearer example-token"), true, None),
             Err(DeciderRefusal::WebhookCredential)
         );
         assert_eq!(
-            mtls.check_decider(&headers(&format!("Bearer {ALICE}")), true),
+            mtls.check_decider(&headers(&format!("Bearer {ALICE}")), true, None),
             Ok(Decider::Operator("alice".into()))
+        );
+    }
+
+    #[test]
+    fn a_client_certificate_names_an_operator_only_when_enabled() {
+        const ALICE: &str = "alice-token-0123456789";
+        let operators = Operators::parse(&format!("alice {ALICE}\n"), "ops").expect("parse");
+        let off = Authenticator::default()
+            .with_mtls()
+            .with_operators(operators.clone());
+        assert_eq!(
+            off.check_decider(&HeaderMap::new(), true, Some("alice")),
+            Err(DeciderRefusal::Missing)
+        );
+        let on = off.with_operator_client_certs();
+        assert_eq!(
+            on.check_decider(&HeaderMap::new(), true, Some("alice")),
+            Ok(Decider::Operator("alice".into()))
+        );
+        assert_eq!(
+            on.check_decider(&HeaderMap::new(), true, Some("alertmanager")),
+            Err(DeciderRefusal::Missing)
+        );
+        // A token is the more specific credential: a wrong one is not rescued by the cert.
+        assert_eq!(
+            on.check_decider(&headers("Bearer unknown-token-000000"), true, Some("alice")),
+            Err(DeciderRefusal::WebhookCredential)
+        );
+        // Without mTLS there is no verified certificate, whatever a name claims.
+        let plain = Authenticator::default()
+            .with_token(b"example-token")
+            .with_operators(operators)
+            .with_operator_client_certs();
+        assert_eq!(
+            plain.check_decider(&HeaderMap::new(), false, Some("alice")),
+            Err(DeciderRefusal::Missing)
         );
     }
 

@@ -20,8 +20,10 @@ use crate::metrics::Metrics;
 use crate::planner::Handle;
 
 mod deadline;
+mod peer;
 
 pub use deadline::{BodyFate, DeadlineBody};
+pub use peer::{common_name, ClientCertName};
 
 /// Default `--web.max-body-bytes`: Alertmanager groups are small; 1 MiB leaves room for
 /// hundreds of alerts and refuses abuse.
@@ -102,8 +104,14 @@ async fn require_json(
     request: Request,
     next: Next,
 ) -> Response {
-    let authenticated =
-        state.auth.check_read(request.headers(), state.mtls) == AuthOutcome::Allowed;
+    let cert_name = request
+        .extensions()
+        .get::<ClientCertName>()
+        .and_then(|name| name.0.as_deref());
+    let authenticated = state
+        .auth
+        .check_read(request.headers(), state.mtls, cert_name)
+        == AuthOutcome::Allowed;
     if request.method() == Method::POST && authenticated && !is_json(request.headers()) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -174,8 +182,10 @@ pub async fn serve(
     match tls {
         Some(config) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
-            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
-                .handshake_timeout(read_timeout);
+            let acceptor = peer::PeerNameAcceptor::new(
+                axum_server::tls_rustls::RustlsAcceptor::new(config)
+                    .handshake_timeout(read_timeout),
+            );
             let mut server = axum_server::from_tcp(listener)?
                 .acceptor(acceptor)
                 .http1_only();

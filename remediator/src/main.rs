@@ -197,6 +197,11 @@ struct AuthArgs {
         env = "GREENPLUM_REMEDIATOR_OPERATORS_FILE"
     )]
     operators_file: Option<PathBuf>,
+    /// Also name an operator by a verified client certificate (mTLS) whose subject CN is
+    /// their name in --auth.operators-file; no token needed then. Needs
+    /// --web.tls-client-ca-file, and a CA that issues each CN to that person only.
+    #[arg(long = "auth.operator-client-cert")]
+    operator_client_cert: bool,
     #[arg(long = "auth.basic-user")]
     basic_user: Option<String>,
     #[arg(long = "auth.basic-password-file")]
@@ -323,8 +328,9 @@ fn restrict_umask() {
     umask(Mode::from_bits_truncate(0o027));
 }
 
-/// Makes `path` exist with exactly `mode` bits for group and others removed beyond it: a
-/// file or directory created earlier with a wider mode is tightened (and said so).
+/// Sets `path` to `mode` when it grants group or others more than `mode` does: a file or
+/// directory created earlier (by an older version, or by hand) is tightened, and the log
+/// says so.
 fn restrict_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let current = std::fs::metadata(path)
@@ -426,6 +432,15 @@ fn serve(args: ServeArgs) -> Result<()> {
     let mtls = args.tls.client_ca.is_some();
     if mtls {
         auth = auth.with_mtls();
+    }
+    if args.auth.operator_client_cert {
+        if !mtls || !auth.operators_enabled() {
+            bail!(
+                "--auth.operator-client-cert needs --auth.operators-file (the names) and \
+                 --web.tls-client-ca-file (verified client certificates)"
+            );
+        }
+        auth = auth.with_operator_client_certs();
     }
     if !auth.is_configured() && !args.listen.ip().is_loopback() && !args.insecure_no_auth {
         bail!(

@@ -39,7 +39,7 @@ impl Drop for Server {
 
 /// `serve` with TLS (and mTLS when `client_ca` is given), a webhook token and an operators
 /// file naming alice.
-fn serve(dir: &Path, ca: &Ca, client_ca: Option<&Path>) -> Server {
+fn serve(dir: &Path, ca: &Ca, client_ca: Option<&Path>, extra: &[&str]) -> Server {
     let policy = write(
         dir,
         "policy.yml",
@@ -78,6 +78,7 @@ fn serve(dir: &Path, ca: &Ca, client_ca: Option<&Path>) -> Server {
             "--auth.operators-file={}",
             write(dir, "operators", &format!("alice {ALICE}\n")).display()
         ))
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out.try_clone().expect("log")))
         .stderr(Stdio::from(out));
@@ -133,7 +134,7 @@ fn until_served(server: &mut Server, args: &[&str], tls: &[String]) -> Output {
 fn the_cli_reaches_a_tls_server_and_verifies_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = Ca::new("remediator CA");
-    let mut server = serve(dir.path(), &ca, None);
+    let mut server = serve(dir.path(), &ca, None, &[]);
     let ca_file = write(dir.path(), "ca.pem", &ca.pem());
     let alice = write(dir.path(), "alice.token", ALICE);
     let tls = [
@@ -195,7 +196,7 @@ fn the_cli_presents_a_client_certificate_to_an_mtls_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = Ca::new("remediator CA");
     let ca_file = write(dir.path(), "ca.pem", &ca.pem());
-    let mut server = serve(dir.path(), &ca, Some(&ca_file));
+    let mut server = serve(dir.path(), &ca, Some(&ca_file), &[]);
     let (cert, key) = ca.client("alice");
     let alice = write(dir.path(), "alice.token", ALICE);
     let tls = [
@@ -244,4 +245,82 @@ fn the_cli_presents_a_client_certificate_to_an_mtls_server() {
     let output = cli(&server, &["resume", "--reason=no token"], &tls[..3]);
     assert!(!output.status.success());
     assert!(text(&output).contains("401"), "{}", text(&output));
+}
+
+/// With `--auth.operator-client-cert`, a verified client certificate whose subject CN is an
+/// operator's name decides as that operator without a token; one naming nobody in the
+/// operators file (Alertmanager's) still reads but cannot decide. The flag is refused
+/// without mTLS.
+#[test]
+fn an_operator_can_be_named_by_their_client_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new("remediator CA");
+    let ca_file = write(dir.path(), "ca.pem", &ca.pem());
+    let mut server = serve(
+        dir.path(),
+        &ca,
+        Some(&ca_file),
+        &["--auth.operator-client-cert"],
+    );
+    let identity = |name: &str| {
+        let (cert, key) = ca.client(name);
+        [
+            format!("--tls.ca-file={}", ca_file.display()),
+            format!(
+                "--tls.cert-file={}",
+                write(dir.path(), &format!("{name}.pem"), &cert).display()
+            ),
+            format!(
+                "--tls.key-file={}",
+                write(dir.path(), &format!("{name}.key"), &key).display()
+            ),
+        ]
+    };
+    let alice = identity("alice");
+    until_served(&mut server, &["actions", "list"], &alice);
+    let output = cli(
+        &server,
+        &["pause", "--reason=by certificate", "--who=mallory"],
+        &alice,
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(answer["who"], "alice");
+
+    let alertmanager = identity("alertmanager");
+    let output = cli(&server, &["actions", "list"], &alertmanager);
+    assert!(output.status.success(), "{}", text(&output));
+    let output = cli(
+        &server,
+        &["resume", "--reason=not an operator"],
+        &alertmanager,
+    );
+    assert!(!output.status.success());
+    assert!(text(&output).contains("401"), "{}", text(&output));
+
+    // Without a client CA there are no verified certificates to name anyone.
+    let output = Command::new(BIN)
+        .arg("serve")
+        .arg(format!(
+            "--policy={}",
+            dir.path().join("policy.yml").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
+        .arg(format!(
+            "--journal.path={}",
+            dir.path().join("other.db").display()
+        ))
+        .arg(format!(
+            "--auth.operators-file={}",
+            dir.path().join("operators").display()
+        ))
+        .arg("--auth.operator-client-cert")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("--auth.operator-client-cert needs"),
+        "{}",
+        text(&output)
+    );
 }

@@ -160,6 +160,14 @@ impl Operators {
         found
     }
 
+    /// The operator called `name` (names are not secret: no constant time needed).
+    pub fn named(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|o| o.name == name)
+            .map(|o| o.name.as_str())
+    }
+
     /// Whether any operator holds `token`.
     pub fn holds(&self, token: &[u8]) -> bool {
         self.find(token).is_some()

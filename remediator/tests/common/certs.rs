@@ -30,14 +30,20 @@ impl Ca {
         self.leaf(names, ExtendedKeyUsagePurpose::ServerAuth)
     }
 
-    /// A client certificate and its key.
+    /// A client certificate whose subject CN is `name`, and its key.
     pub fn client(&self, name: &str) -> (String, String) {
         self.leaf(&[name], ExtendedKeyUsagePurpose::ClientAuth)
     }
 
+    /// A certificate for `names`, the first also its subject CN.
     fn leaf(&self, names: &[&str], purpose: ExtendedKeyUsagePurpose) -> (String, String) {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).expect("params");
+        let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(sans).expect("params");
+        if let Some(first) = names.first() {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, *first);
+        }
         params.extended_key_usages = vec![purpose];
         let key = KeyPair::generate().expect("key");
         let cert = params.signed_by(&key, &self.issuer).expect("sign");
