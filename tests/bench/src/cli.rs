@@ -30,7 +30,7 @@ pub enum Command {
     Webhook(RunArgs),
     /// Both.
     All(RunArgs),
-    /// (internal) The floor's client: runs the catalog SQL and prints a JSON report.
+    /// (internal) The floor's client: runs a round of the catalog SQL per line on stdin.
     #[command(hide = true)]
     Floor(FloorArgs),
 }
@@ -75,8 +75,6 @@ pub struct RunArgs {
 pub struct FloorArgs {
     #[arg(long)]
     pub port: u16,
-    #[arg(long)]
-    pub rounds: usize,
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
 }
@@ -129,13 +127,21 @@ pub fn run(args: RunArgs, exporter: bool, webhook: bool) -> Result<()> {
         .context("creating a work dir")?;
     let machine = Machine::now()?;
     let exporter_results = if exporter {
-        Some(exporter_bench::run(&args.exporter_plan(), &bin_dir, work.path())?)
+        Some(exporter_bench::run(
+            &args.exporter_plan(),
+            &bin_dir,
+            work.path(),
+        )?)
     } else {
         None
     };
     let load_after_exporter = exporter.then(report::load_average).transpose()?;
     let webhook_results = if webhook {
-        Some(webhook_bench::run(&args.webhook_plan(), &bin_dir, work.path())?)
+        Some(webhook_bench::run(
+            &args.webhook_plan(),
+            &bin_dir,
+            work.path(),
+        )?)
     } else {
         None
     };

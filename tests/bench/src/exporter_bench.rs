@@ -1,8 +1,9 @@
-//! The exporter benchmark: per flavor and size, one catalog-only lab, and on it, one after
-//! the other, the floor, this exporter and postgres_exporter, each measured the same way.
+//! The exporter benchmark: per flavor and size, one catalog-only lab, and on it the floor,
+//! this exporter and postgres_exporter, their rounds interleaved, each measured the same way.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -10,7 +11,7 @@ use gplab::Flavor;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog_lab::{CatalogLab, Counters};
-use crate::floor::{FloorReport, StatementTiming};
+use crate::floor::{self, FloorReady, FloorRound, StatementTiming};
 use crate::procfs;
 use crate::scrape::Scraper;
 use crate::service::{free_port, Service};
@@ -21,6 +22,8 @@ const QUERIES_GP7: &str = include_str!("../postgres_exporter/queries-gp7.yaml");
 const POSTGRES_EXPORTER: &str = "prometheus-postgres-exporter";
 /// Unmeasured scrapes first: connections, version detection, allocator warm-up.
 const WARMUP: usize = 5;
+/// Rounds of each target alone around which the server-side counters are read.
+const COUNT_ROUNDS: usize = 10;
 /// The "after 100 scrapes" point of the memory soak.
 const SOAK_EARLY: usize = 100;
 
@@ -108,7 +111,14 @@ pub fn run(plan: &ExporterPlan, bin_dir: &Path, work: &Path) -> Result<ExporterR
         for &segments in &plan.sizes {
             eprintln!("exporter benchmark: {flavor}, {segments} segments");
             let mut lab = CatalogLab::start(segments, flavor)?;
-            sizes.push(measure_size(&mut lab, flavor, segments, plan.scrapes, bin_dir, work)?);
+            sizes.push(measure_size(
+                &mut lab,
+                flavor,
+                segments,
+                plan.scrapes,
+                bin_dir,
+                work,
+            )?);
         }
     }
     if let (Some(plan_soak), Some(&flavor)) = (plan.soak, plan.flavors.first()) {
@@ -130,74 +140,214 @@ fn measure_size(
     bin_dir: &Path,
     work: &Path,
 ) -> Result<SizeResult> {
-    let (floor, floor_report) = measure_floor(lab, flavor, segments, scrapes)?;
-    let mut targets = vec![floor];
-    for target in [Target::GreenplumExporter, Target::PostgresExporter] {
-        let exporter = start_exporter(target, lab.port(), flavor, bin_dir, work)?;
-        targets.push(measure_http(
-            lab,
-            &exporter,
-            target,
-            flavor,
-            segments,
-            scrapes,
-        )?);
+    let mut floor = FloorChild::start(lab.port())?;
+    let ours = start_exporter(Target::GreenplumExporter, lab.port(), flavor, bin_dir, work)?;
+    let theirs = start_exporter(Target::PostgresExporter, lab.port(), flavor, bin_dir, work)?;
+    let mut runners = [
+        Runner::floor(&mut floor),
+        Runner::http(Target::GreenplumExporter, &ours),
+        Runner::http(Target::PostgresExporter, &theirs),
+    ];
+    for runner in runners.iter_mut() {
+        for _ in 0..WARMUP {
+            runner.once()?;
+        }
     }
+    // Server-side counters cannot tell the three clients apart, so they are read around a
+    // short run of each target alone.
+    let count_rounds = COUNT_ROUNDS.min(scrapes).max(1);
+    let mut counts = Vec::new();
+    for runner in runners.iter_mut() {
+        let before = lab.counters()?;
+        for _ in 0..count_rounds {
+            runner.once()?;
+        }
+        let after = lab.counters()?;
+        counts.push(per_round(before, after, count_rounds));
+    }
+    // Timed rounds interleave the targets, rotating who goes first, so that all three meet
+    // the same machine load: the ratios stay meaningful on a busy machine.
+    let cpu_before = runners
+        .iter()
+        .map(|r| procfs::cpu_seconds(r.pid()))
+        .collect::<Result<Vec<_>>>()?;
+    let mut took = vec![Vec::with_capacity(scrapes); runners.len()];
+    for i in 0..scrapes {
+        for k in 0..runners.len() {
+            let which = (i + k) % runners.len();
+            took[which].push(runners[which].once()?);
+        }
+    }
+    let divisor = scrapes.max(1) as f64;
+    let mut targets = Vec::new();
+    for (i, runner) in runners.iter().enumerate() {
+        let cpu = procfs::cpu_seconds(runner.pid())? - cpu_before[i];
+        let (statements, connections) = counts[i];
+        targets.push(TargetResult {
+            target: runner.target,
+            flavor: flavor.to_string(),
+            segments,
+            latency: Latency::of(&took[i]).context("no round measured")?,
+            cpu_ms_per_scrape: cpu * 1e3 / divisor,
+            peak_rss_bytes: procfs::memory(runner.pid())?.peak_rss,
+            statements_per_scrape: statements,
+            connections_per_scrape: connections,
+            exposition_bytes: runner.bytes,
+        });
+    }
+    drop(runners);
+    let floor_statements = floor.statement_timings(scrapes);
     Ok(SizeResult {
         flavor: flavor.to_string(),
         segments,
         targets,
-        floor_statements: floor_report.statements,
+        floor_statements,
     })
 }
 
-/// Runs the floor in a child process and converts its report.
-fn measure_floor(
-    lab: &mut CatalogLab,
-    flavor: Flavor,
-    segments: u32,
-    rounds: usize,
-) -> Result<(TargetResult, FloorReport)> {
-    let before = lab.counters()?;
-    let exe = std::env::current_exe().context("locating the benchmark binary")?;
-    let output = Command::new(&exe)
-        .args(["floor", "--port", &lab.port().to_string()])
-        .args(["--rounds", &rounds.to_string(), "--warmup", &WARMUP.to_string()])
-        .output()
-        .context("running the floor")?;
-    if !output.status.success() {
-        bail!(
-            "the floor failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
+fn per_round(before: Counters, after: Counters, rounds: usize) -> (f64, f64) {
+    let divisor = rounds as f64;
+    (
+        after.statements.saturating_sub(before.statements) as f64 / divisor,
+        after.connections.saturating_sub(before.connections) as f64 / divisor,
+    )
+}
+
+/// The floor's child process, driven a round at a time.
+struct FloorChild {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+    names: Vec<String>,
+    rounds: Vec<FloorRound>,
+}
+
+impl FloorChild {
+    fn start(port: u16) -> Result<FloorChild> {
+        let exe = std::env::current_exe().context("locating the benchmark binary")?;
+        let mut child = Command::new(&exe)
+            .args(["floor", "--port", &port.to_string()])
+            .args(["--warmup", &WARMUP.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the floor")?;
+        let input = child.stdin.take().context("the floor's stdin")?;
+        let output = BufReader::new(child.stdout.take().context("the floor's stdout")?);
+        let mut floor = FloorChild {
+            child,
+            input,
+            output,
+            names: Vec::new(),
+            rounds: Vec::new(),
+        };
+        let ready: FloorReady = floor.read_line()?;
+        floor.names = ready.statements;
+        Ok(floor)
     }
-    let report: FloorReport =
-        serde_json::from_slice(&output.stdout).context("parsing the floor's report")?;
-    let after = lab.counters()?;
-    let per_round = report.statements.len() as u64;
-    // Outside the measured rounds the floor ran version() once and the warm-up rounds.
-    let setup = 1 + WARMUP as u64 * per_round;
-    let statements = after.statements.saturating_sub(before.statements + setup);
-    let divisor = rounds.max(1) as f64;
-    let durations: Vec<Duration> = report
-        .round_ms
-        .iter()
-        .map(|ms| Duration::from_secs_f64(ms / 1e3))
-        .collect();
-    let result = TargetResult {
-        target: Target::Floor,
-        flavor: flavor.to_string(),
-        segments,
-        latency: Latency::of(&durations).context("the floor measured no round")?,
-        cpu_ms_per_scrape: report.cpu_seconds * 1e3 / divisor,
-        peak_rss_bytes: report.peak_rss_bytes,
-        statements_per_scrape: statements as f64 / divisor,
-        // Its one connection, spread over the rounds it served.
-        connections_per_scrape: (after.connections - before.connections) as f64 / divisor,
-        exposition_bytes: None,
-    };
-    Ok((result, report))
+
+    fn round(&mut self) -> Result<Duration> {
+        writeln!(self.input).context("asking the floor for a round")?;
+        self.input.flush().context("asking the floor for a round")?;
+        let round: FloorRound = self.read_line()?;
+        let took = Duration::from_secs_f64(round.ms / 1e3);
+        self.rounds.push(round);
+        Ok(took)
+    }
+
+    fn read_line<T: for<'de> Deserialize<'de>>(&mut self) -> Result<T> {
+        let mut line = String::new();
+        if self
+            .output
+            .read_line(&mut line)
+            .context("reading the floor")?
+            == 0
+        {
+            let status = self.child.wait().context("waiting for the floor")?;
+            bail!("the floor exited ({status}); its errors are above");
+        }
+        serde_json::from_str(&line).with_context(|| format!("parsing the floor's line {line:?}"))
+    }
+
+    /// Per-statement means over the last `measured` rounds (the interleaved ones).
+    fn statement_timings(&self, measured: usize) -> Vec<StatementTiming> {
+        let from = self.rounds.len().saturating_sub(measured);
+        floor::statement_timings(&self.names, &self.rounds[from..])
+    }
+}
+
+impl Drop for FloorChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One target as the timed loop sees it: something that runs a round and has a pid.
+struct Runner<'a> {
+    target: Target,
+    kind: RunnerKind<'a>,
+    /// Body size of the latest scrape (exporters only).
+    bytes: Option<usize>,
+}
+
+enum RunnerKind<'a> {
+    Floor(&'a mut FloorChild),
+    Http {
+        scraper: Scraper,
+        pid: u32,
+        marker: &'static str,
+        name: &'a str,
+    },
+}
+
+impl<'a> Runner<'a> {
+    fn floor(floor: &'a mut FloorChild) -> Runner<'a> {
+        Runner {
+            target: Target::Floor,
+            kind: RunnerKind::Floor(floor),
+            bytes: None,
+        }
+    }
+
+    fn http(target: Target, exporter: &'a Exporter) -> Runner<'a> {
+        Runner {
+            target,
+            kind: RunnerKind::Http {
+                scraper: Scraper::new(exporter.port),
+                pid: exporter.service.pid(),
+                marker: ready_marker(target),
+                name: exporter.service.name(),
+            },
+            bytes: None,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        match &self.kind {
+            RunnerKind::Floor(floor) => floor.child.id(),
+            RunnerKind::Http { pid, .. } => *pid,
+        }
+    }
+
+    fn once(&mut self) -> Result<Duration> {
+        match &mut self.kind {
+            RunnerKind::Floor(floor) => floor.round(),
+            RunnerKind::Http {
+                scraper,
+                marker,
+                name,
+                ..
+            } => {
+                let scrape = scraper.scrape()?;
+                if !scrape.body.contains(*marker) {
+                    bail!("{name} answered a scrape without {marker}");
+                }
+                self.bytes = Some(scrape.bytes);
+                Ok(scrape.took)
+            }
+        }
+    }
 }
 
 /// A running exporter and the port it serves on.
@@ -262,50 +412,6 @@ fn ready_marker(target: Target) -> &'static str {
     }
 }
 
-fn measure_http(
-    lab: &mut CatalogLab,
-    exporter: &Exporter,
-    target: Target,
-    flavor: Flavor,
-    segments: u32,
-    scrapes: usize,
-) -> Result<TargetResult> {
-    let scraper = Scraper::new(exporter.port);
-    let service = &exporter.service;
-    let marker = ready_marker(target);
-    for _ in 0..WARMUP {
-        scraper.scrape()?;
-    }
-    let pid = service.pid();
-    let before: Counters = lab.counters()?;
-    let cpu_before = procfs::cpu_seconds(pid)?;
-    let mut took = Vec::with_capacity(scrapes);
-    let mut bytes = 0;
-    for _ in 0..scrapes {
-        let scrape = scraper.scrape()?;
-        if !scrape.body.contains(marker) {
-            bail!("{} answered a scrape without {marker}", service.name());
-        }
-        took.push(scrape.took);
-        bytes = scrape.bytes;
-    }
-    let cpu = procfs::cpu_seconds(pid)? - cpu_before;
-    let after = lab.counters()?;
-    let memory = procfs::memory(pid)?;
-    let divisor = scrapes.max(1) as f64;
-    Ok(TargetResult {
-        target,
-        flavor: flavor.to_string(),
-        segments,
-        latency: Latency::of(&took).context("no scrape measured")?,
-        cpu_ms_per_scrape: cpu * 1e3 / divisor,
-        peak_rss_bytes: memory.peak_rss,
-        statements_per_scrape: (after.statements - before.statements) as f64 / divisor,
-        connections_per_scrape: (after.connections - before.connections) as f64 / divisor,
-        exposition_bytes: Some(bytes),
-    })
-}
-
 /// Resident memory of this exporter after `SOAK_EARLY` scrapes and after `soak.scrapes`.
 fn run_soak(
     lab: &CatalogLab,
@@ -325,7 +431,10 @@ fn run_soak(
             early_rss = procfs::memory(pid)?.rss;
         }
         if done % 1000 == 0 {
-            eprintln!("  {done} scrapes, RSS {} KiB", procfs::memory(pid)?.rss / 1024);
+            eprintln!(
+                "  {done} scrapes, RSS {} KiB",
+                procfs::memory(pid)?.rss / 1024
+            );
         }
     }
     Ok(SoakResult {

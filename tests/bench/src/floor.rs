@@ -2,8 +2,12 @@
 //! retyped), run by a minimal client over one connection, one round per "scrape".
 //!
 //! It runs in a child process of its own (`greenplum-bench floor`) so its CPU time and peak
-//! RSS are measured exactly as the exporters' are, without the benchmark's bookkeeping.
+//! RSS are read from `/proc` exactly as the exporters' are, without the benchmark's
+//! bookkeeping. The parent drives it a round at a time (a line on stdin asks for a round, a
+//! JSON line on stdout answers), so its rounds interleave with the exporters' scrapes and all
+//! three meet the same machine load.
 
+use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -12,19 +16,19 @@ use greenplum_catalog::{parse_version, Dialect};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
-use crate::procfs;
-
-/// What the floor child prints (JSON) on stdout.
+/// The first line the child prints: the statements of a round, in order.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct FloorReport {
-    pub round_ms: Vec<f64>,
-    /// Per statement, in the order a round runs them.
-    pub statements: Vec<StatementTiming>,
-    /// CPU (user + sys) of the measured rounds only, in seconds.
-    pub cpu_seconds: f64,
-    pub peak_rss_bytes: u64,
-    /// Rows a round returns (all statements): what every client has to receive.
-    pub rows_per_round: usize,
+pub struct FloorReady {
+    pub statements: Vec<String>,
+}
+
+/// One round, as the child prints it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FloorRound {
+    pub ms: f64,
+    /// Per statement, in the order of `FloorReady::statements`.
+    pub statement_ms: Vec<f64>,
+    pub rows: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,9 +55,10 @@ pub fn statements(dialect: Dialect) -> Vec<(&'static str, &'static str)> {
     list
 }
 
-/// Connects, detects the dialect as the exporter does, runs `warmup` unmeasured rounds and
-/// `rounds` measured ones.
-pub async fn run(port: u16, rounds: usize, warmup: usize) -> Result<FloorReport> {
+/// The child's main loop: connects, detects the dialect as the exporter does, runs `warmup`
+/// unmeasured rounds, prints [`FloorReady`], then one [`FloorRound`] per line read from stdin
+/// until stdin closes.
+pub async fn serve(port: u16, warmup: usize) -> Result<()> {
     let conninfo = format!("host=127.0.0.1 port={port} user=gpadmin dbname=postgres");
     let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
         .await
@@ -68,40 +73,54 @@ pub async fn run(port: u16, rounds: usize, warmup: usize) -> Result<FloorReport>
     for _ in 0..warmup {
         round(&client, &statements).await?;
     }
-    let pid = std::process::id();
-    let cpu_before = procfs::cpu_seconds(pid)?;
-    let mut round_ms = Vec::with_capacity(rounds);
-    let mut totals = vec![Duration::ZERO; statements.len()];
-    let mut rows = vec![0; statements.len()];
-    for _ in 0..rounds {
+    let mut out = std::io::stdout().lock();
+    let ready = FloorReady {
+        statements: statements.iter().map(|(n, _)| (*n).to_string()).collect(),
+    };
+    writeln!(out, "{}", serde_json::to_string(&ready)?)?;
+    out.flush()?;
+    let mut line = String::new();
+    let mut input = std::io::stdin().lock();
+    while input
+        .read_line(&mut line)
+        .context("reading a round request")?
+        > 0
+    {
+        line.clear();
         let started = Instant::now();
         let timings = round(&client, &statements).await?;
-        round_ms.push(started.elapsed().as_secs_f64() * 1e3);
-        for (i, (took, count)) in timings.into_iter().enumerate() {
-            totals[i] += took;
-            rows[i] = count;
-        }
+        let answer = FloorRound {
+            ms: started.elapsed().as_secs_f64() * 1e3,
+            statement_ms: timings.iter().map(|(d, _)| d.as_secs_f64() * 1e3).collect(),
+            rows: timings.iter().map(|(_, r)| *r).collect(),
+        };
+        writeln!(out, "{}", serde_json::to_string(&answer)?)?;
+        out.flush()?;
     }
-    let cpu_seconds = procfs::cpu_seconds(pid)? - cpu_before;
-    let peak_rss_bytes = procfs::memory(pid)?.peak_rss;
     drop(client);
     let _ = connection.await;
-    let divisor = rounds.max(1) as f64;
-    Ok(FloorReport {
-        round_ms,
-        statements: statements
-            .iter()
-            .zip(totals.iter().zip(&rows))
-            .map(|((name, _), (total, rows))| StatementTiming {
-                name: (*name).to_string(),
-                mean_ms: total.as_secs_f64() * 1e3 / divisor,
-                rows: *rows,
-            })
-            .collect(),
-        cpu_seconds,
-        peak_rss_bytes,
-        rows_per_round: rows.iter().sum(),
-    })
+    Ok(())
+}
+
+/// Per-statement means over measured rounds.
+pub fn statement_timings(names: &[String], rounds: &[FloorRound]) -> Vec<StatementTiming> {
+    let divisor = rounds.len().max(1) as f64;
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| StatementTiming {
+            name: name.clone(),
+            mean_ms: rounds
+                .iter()
+                .filter_map(|r| r.statement_ms.get(i))
+                .sum::<f64>()
+                / divisor,
+            rows: rounds
+                .last()
+                .and_then(|r| r.rows.get(i).copied())
+                .unwrap_or(0),
+        })
+        .collect()
 }
 
 /// One round: every statement in order, each timed; rows are received in full (text).
@@ -137,12 +156,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn statement_means_are_over_the_measured_rounds() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let rounds = [
+            FloorRound {
+                ms: 3.0,
+                statement_ms: vec![1.0, 2.0],
+                rows: vec![4, 1],
+            },
+            FloorRound {
+                ms: 5.0,
+                statement_ms: vec![3.0, 2.0],
+                rows: vec![4, 1],
+            },
+        ];
+        let t = statement_timings(&names, &rounds);
+        assert_eq!((t[0].mean_ms, t[0].rows), (2.0, 4));
+        assert_eq!((t[1].mean_ms, t[1].rows), (2.0, 1));
+    }
+
+    #[test]
     fn a_round_is_the_exporters_statements_per_dialect() {
         let gp6: Vec<_> = statements(Dialect::Gp6).into_iter().map(|s| s.0).collect();
         assert_eq!(gp6.len(), 5, "{gp6:?}");
         let gp7 = statements(Dialect::Gp7);
         assert_eq!(gp7.len(), 6);
-        assert!(gp7.iter().any(|(_, sql)| sql.contains("gp_stat_progress_basebackup")));
+        assert!(gp7
+            .iter()
+            .any(|(_, sql)| sql.contains("gp_stat_progress_basebackup")));
         assert!(statements(Dialect::Gp6)
             .iter()
             .all(|(_, sql)| !sql.contains("_lsn")));

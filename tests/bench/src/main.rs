@@ -26,9 +26,7 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()
                 .context("building the floor's runtime")?;
-            let report = runtime.block_on(floor::run(args.port, args.rounds, args.warmup))?;
-            println!("{}", serde_json::to_string(&report)?);
-            Ok(())
+            runtime.block_on(floor::serve(args.port, args.warmup))
         }
         Command::Exporter(args) => cli::run(args, true, false),
         Command::Webhook(args) => cli::run(args, false, true),

@@ -52,7 +52,11 @@ impl Machine {
 /// The 1, 5 and 15 minute load averages, as `uptime` prints them.
 pub fn load_average() -> Result<String> {
     let text = std::fs::read_to_string("/proc/loadavg").context("reading /proc/loadavg")?;
-    Ok(text.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+    Ok(text
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(", "))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -206,7 +210,10 @@ fn goals_table(out: &mut String, sizes: &[SizeResult]) {
 }
 
 fn webhook_table(out: &mut String, results: &[WebhookResult]) {
-    let _ = writeln!(out, "### Webhook ingest (wrk, real Alertmanager bodies, 1 in 4 deliveries a duplicate)\n");
+    let _ = writeln!(
+        out,
+        "### Webhook ingest (wrk, real Alertmanager bodies, 1 in 4 deliveries a duplicate)\n"
+    );
     let _ = writeln!(
         out,
         "| receiver | connections | deliveries/s (2xx) | new alerts journalled/s | duplicate share | p50 ms | p99 ms | requests | failed | goal (>= {WEBHOOK_RATE_GOAL} deliveries/s, p99 < {WEBHOOK_P99_GOAL_MS} ms) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"

@@ -70,7 +70,11 @@ impl Service {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().rev().take(8).collect();
         let tail: Vec<&str> = lines.into_iter().rev().collect();
-        format!("last log lines of {}:\n{}", self.log.display(), tail.join("\n"))
+        format!(
+            "last log lines of {}:\n{}",
+            self.log.display(),
+            tail.join("\n")
+        )
     }
 }
 

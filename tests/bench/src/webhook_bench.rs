@@ -115,7 +115,10 @@ pub fn run(plan: &WebhookPlan, bin_dir: &Path, work: &Path) -> Result<Vec<Webhoo
                 .tempdir_in(work)
                 .context("creating a temp dir")?;
             let (service, url, auth) = start(receiver, bin_dir, dir.path())?;
-            eprintln!("webhook benchmark: {}, {connections} connections", receiver.label());
+            eprintln!(
+                "webhook benchmark: {}, {connections} connections",
+                receiver.label()
+            );
             let script = dir.path().join("post.lua");
             fs::write(&script, lua_script(&auth)?)
                 .with_context(|| format!("writing {}", script.display()))?;
@@ -176,7 +179,9 @@ fn start(receiver: Receiver, bin_dir: &Path, dir: &Path) -> Result<(Service, Str
         Receiver::Remediator => format!("http://127.0.0.1:{port}/-/healthy"),
         Receiver::AdnanhWebhook => format!("http://127.0.0.1:{port}/"),
     };
-    service.wait_ready(Duration::from_secs(30), || probe.get(&health).call().is_ok())?;
+    service.wait_ready(Duration::from_secs(30), || {
+        probe.get(&health).call().is_ok()
+    })?;
     Ok((service, url, auth))
 }
 

@@ -55,11 +55,16 @@ fn smoke_run_produces_every_figure() {
             .expect("valid json");
     assert_eq!(results["smoke"], true);
 
-    let sizes = results["exporter"]["sizes"].as_array().expect("exporter sizes");
+    let sizes = results["exporter"]["sizes"]
+        .as_array()
+        .expect("exporter sizes");
     assert_eq!(sizes.len(), 2, "gp6 and gp7 at 16 segments");
     for size in sizes {
         let targets = size["targets"].as_array().expect("targets");
-        let names: Vec<&str> = targets.iter().filter_map(|t| t["target"].as_str()).collect();
+        let names: Vec<&str> = targets
+            .iter()
+            .filter_map(|t| t["target"].as_str())
+            .collect();
         assert_eq!(
             names,
             ["floor", "greenplum_exporter", "postgres_exporter"],
@@ -75,7 +80,10 @@ fn smoke_run_produces_every_figure() {
             positive(t, "statements_per_scrape", &context);
             non_negative(t, "connections_per_scrape", &context);
             if t["target"] == "floor" {
-                assert!(t["exposition_bytes"].is_null(), "{context}: the floor exposes nothing");
+                assert!(
+                    t["exposition_bytes"].is_null(),
+                    "{context}: the floor exposes nothing"
+                );
             } else {
                 positive(t, "exposition_bytes", &context);
             }
@@ -103,6 +111,9 @@ fn smoke_run_produces_every_figure() {
 
     let tables = std::fs::read_to_string(&markdown).expect("markdown written");
     for heading in ["### Exporter", "### Goals", "### Where", "### Webhook"] {
-        assert!(tables.contains(heading), "{heading} missing from:\n{tables}");
+        assert!(
+            tables.contains(heading),
+            "{heading} missing from:\n{tables}"
+        );
     }
 }
