@@ -170,12 +170,19 @@ pub fn start(config: PlannerConfig, backends: Arc<dyn Backends>) -> Handle {
     let interval = config.sweep_interval;
     tokio::spawn(async move {
         loop {
-            // First pass at once: events left undecided by a previous run.
-            match journal.undecided_events() {
-                Ok(events) => sweeper.submit(events),
-                Err(e) => {
+            // First pass at once: events left undecided by a previous run. Read on the
+            // blocking pool: after an outage the backlog can be large, and the journal's
+            // lock is shared with the group commit the webhook waits on.
+            let reader = journal.clone();
+            match tokio::task::spawn_blocking(move || reader.undecided_events()).await {
+                Ok(Ok(events)) => sweeper.submit(events),
+                Ok(Err(e)) => {
                     metrics.journal_errors.inc();
                     tracing::error!(error = %e, "cannot read undecided events");
+                }
+                Err(e) => {
+                    metrics.journal_errors.inc();
+                    tracing::error!(error = %e, "the undecided-events read failed");
                 }
             }
             sweeper.tick();
