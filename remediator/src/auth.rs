@@ -140,12 +140,6 @@ impl Authenticator {
         self.operators.is_some()
     }
 
-    /// True when `token` is also the webhook's bearer token: an operator holding it would
-    /// hand Alertmanager the right to approve, which the operators file exists to prevent.
-    pub fn webhook_token_is(&self, token: &[u8]) -> bool {
-        self.token.as_ref().is_some_and(|t| t.matches(token))
-    }
-
     /// The operator the request proves: by token, or else (when enabled) by the subject CN
     /// of its verified client certificate. A token names its operator even on a connection
     /// whose certificate names another: the token is the more specific credential.
