@@ -228,7 +228,8 @@ struct ClientArgs {
     tls: ClientTlsArgs,
 }
 
-/// HTTPS to the API (`--url https://...`).
+// HTTPS to the API (`--url https://...`). A plain comment: a doc comment on a flattened
+// Args struct becomes the subcommand's about text.
 #[derive(Args)]
 struct ClientTlsArgs {
     /// PEM CA certificates that sign the server's certificate (default: the system's web
