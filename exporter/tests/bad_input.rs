@@ -8,7 +8,6 @@
 //! The exporter takes no request bodies at all (every endpoint is a GET), so JSON nesting and
 //! content types reduce to "a body is refused": 405 for other methods, 413 for a large one.
 
-use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,10 +15,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use greenplum_test_support::{exchange, request_bytes, slow_client, Answer, GUARD};
+
 const BIN: &str = env!("CARGO_BIN_EXE_greenplum-exporter");
-/// Upper bound of one exchange, of start-up, or of a slow client being cut: a guard against
-/// hanging, never a speed assertion. The exporter's header deadline is 10 s.
-const GUARD: Duration = Duration::from_secs(60);
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -110,17 +108,7 @@ impl Exporter {
 
     /// `METHOD target` with `Connection: close` and the given extra header lines.
     fn request(&self, method: &str, target: &[u8], headers: &[String]) -> Answer {
-        let mut raw = Vec::new();
-        raw.extend_from_slice(method.as_bytes());
-        raw.push(b' ');
-        raw.extend_from_slice(target);
-        raw.extend_from_slice(b" HTTP/1.1\r\nHost: exporter\r\nConnection: close\r\n");
-        for header in headers {
-            raw.extend_from_slice(header.as_bytes());
-            raw.extend_from_slice(b"\r\n");
-        }
-        raw.extend_from_slice(b"\r\n");
-        self.exchange(&raw)
+        self.exchange(&request_bytes(method, target, "exporter", headers, None))
     }
 
     fn get(&self, target: &str) -> Answer {
@@ -159,79 +147,6 @@ impl Drop for Exporter {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-#[derive(Debug)]
-struct Answer {
-    /// `None` when the server closed without answering.
-    status: Option<u16>,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.trim()
-                .eq_ignore_ascii_case(name)
-                .then_some(value.trim())
-        })
-    }
-}
-
-fn exchange(address: SocketAddr, request: &[u8]) -> Answer {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream.set_read_timeout(Some(GUARD)).expect("read timeout");
-    // The server may answer (431, 413) and close before it read everything: a failed write
-    // is expected then, the answer is what counts.
-    let _ = stream.write_all(request);
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("reading the answer: {e}"),
-        }
-    }
-    parse_answer(&bytes)
-}
-
-fn parse_answer(bytes: &[u8]) -> Answer {
-    let text = String::from_utf8_lossy(bytes);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok());
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    Answer {
-        status,
-        head: head.to_string(),
-        body: if chunked {
-            dechunk(body)
-        } else {
-            body.to_string()
-        },
-    }
-}
-
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || size > tail.len() {
-            break;
-        }
-        out.push_str(&tail[..size]);
-        rest = tail[size..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 #[test]
@@ -444,44 +359,6 @@ fn probe_targets_are_names_never_addresses() {
     assert_eq!(answer.status, Some(400), "{answer:?}");
     assert!(answer.body.contains("none was given"), "{answer:?}");
     plain.assert_alive("/probe without --config.file");
-}
-
-/// What a slow client did and saw.
-#[derive(Debug)]
-struct SlowOutcome {
-    answer: Answer,
-    closed: bool,
-}
-
-/// Sends `head`, then trickles `trickle` a byte every 200 ms until the server closes the
-/// connection or the guard passes, reading in between.
-fn slow_client(address: SocketAddr, head: Vec<u8>, trickle: Vec<u8>) -> SlowOutcome {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
-    let mut received = Vec::new();
-    let mut closed = stream.write_all(&head).is_err();
-    let mut pending = trickle.into_iter().cycle();
-    let deadline = Instant::now() + GUARD;
-    let mut chunk = [0u8; 4096];
-    while !closed && Instant::now() < deadline {
-        match stream.read(&mut chunk) {
-            Ok(0) => closed = true,
-            Ok(n) => received.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => closed = true,
-        }
-        if !closed {
-            if let Some(byte) = pending.next() {
-                closed = stream.write_all(&[byte]).is_err();
-            }
-        }
-    }
-    SlowOutcome {
-        answer: parse_answer(&received),
-        closed,
-    }
 }
 
 #[test]

@@ -6,17 +6,16 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
+use greenplum_test_support::{exchange, read_answer, request_bytes, slow_client, Answer, GUARD};
 
 /// `--web.read-timeout` of these tests: short, so slow clients are cut quickly.
 const READ_TIMEOUT: &str = "2s";
-/// Upper bound for one exchange or for a slow client to be cut; a guard, not a measurement.
-const EXCHANGE_GUARD: Duration = Duration::from_secs(60);
 
 fn policy(dir: &std::path::Path) -> std::path::PathBuf {
     // A cluster nobody listens for: lanes' catalog reads fail, the HTTP surface still works.
@@ -74,18 +73,13 @@ impl Server {
 
     /// A request with `Connection: close` and the given extra header lines and body.
     fn request(&self, method: &str, target: &[u8], headers: &[String], body: &[u8]) -> Answer {
-        let mut raw = Vec::new();
-        raw.extend_from_slice(method.as_bytes());
-        raw.push(b' ');
-        raw.extend_from_slice(target);
-        raw.extend_from_slice(b" HTTP/1.1\r\nHost: remediator\r\nConnection: close\r\n");
-        for header in headers {
-            raw.extend_from_slice(header.as_bytes());
-            raw.extend_from_slice(b"\r\n");
-        }
-        raw.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-        raw.extend_from_slice(body);
-        self.exchange(&raw)
+        self.exchange(&request_bytes(
+            method,
+            target,
+            "remediator",
+            headers,
+            Some(body),
+        ))
     }
 
     fn post_json(&self, path: &str, body: &[u8]) -> Answer {
@@ -113,73 +107,6 @@ impl Server {
     fn deliveries(&self) -> i64 {
         JournalReader::open(&self.remediator.config.journal)
             .count("SELECT COUNT(*) FROM deliveries")
-    }
-}
-
-#[derive(Debug)]
-struct Answer {
-    /// `None` when the server closed without answering.
-    status: Option<u16>,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.trim()
-                .eq_ignore_ascii_case(name)
-                .then_some(value.trim())
-        })
-    }
-
-    /// The JSON `error` field of the answer.
-    fn error(&self) -> String {
-        serde_json::from_str::<serde_json::Value>(&self.body)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_string))
-            .unwrap_or_default()
-    }
-}
-
-fn exchange(address: SocketAddr, request: &[u8]) -> Answer {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(EXCHANGE_GUARD))
-        .expect("read timeout");
-    // The server may answer (431, 413) and close before it read everything: a failed write
-    // is expected then, the answer is what counts.
-    let _ = stream.write_all(request);
-    read_answer(&mut stream)
-}
-
-fn read_answer(stream: &mut TcpStream) -> Answer {
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            // A reset after the answer arrived (the server closed with unread input).
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("reading the answer: {e}"),
-        }
-    }
-    parse_answer(&bytes)
-}
-
-fn parse_answer(bytes: &[u8]) -> Answer {
-    let text = String::from_utf8_lossy(bytes);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok());
-    Answer {
-        status,
-        head: head.to_string(),
-        body: body.to_string(),
     }
 }
 
@@ -234,9 +161,7 @@ fn wrong_methods_and_unknown_paths() {
 fn refusals_before_the_body_say_connection_close() {
     let server = Server::start();
     let mut stream = TcpStream::connect(server.address).expect("connect");
-    stream
-        .set_read_timeout(Some(EXCHANGE_GUARD))
-        .expect("timeout");
+    stream.set_read_timeout(Some(GUARD)).expect("timeout");
     // Headers only; the announced body never comes, so the server cannot drain it.
     stream
         .write_all(
@@ -249,9 +174,7 @@ fn refusals_before_the_body_say_connection_close() {
     assert_eq!(answer.header("connection"), Some("close"), "{answer:?}");
     // A request whose body was read keeps its connection.
     let mut stream = TcpStream::connect(server.address).expect("connect");
-    stream
-        .set_read_timeout(Some(EXCHANGE_GUARD))
-        .expect("timeout");
+    stream.set_read_timeout(Some(GUARD)).expect("timeout");
     stream
         .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: r\r\n\r\nGET /-/healthy HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n")
         .expect("send");
@@ -395,50 +318,6 @@ fn invalid_utf8_deep_json_and_wrong_content_types() {
         metrics.contains("greenplum_remediator_paused 0"),
         "{metrics}"
     );
-}
-
-/// What a slow client did and saw.
-#[derive(Debug)]
-struct SlowOutcome {
-    /// The answer the server sent before closing, if any.
-    answer: Answer,
-    /// The server closed the connection (EOF, reset or a failed write).
-    closed: bool,
-}
-
-/// Opens a connection, sends `head`, then trickles `trickle` one byte every 200 ms until
-/// the server closes the connection (or the guard passes). Reads in between, so an answer
-/// sent before the close is seen even if the close is a reset.
-fn slow_client(address: SocketAddr, head: Vec<u8>, trickle: Vec<u8>) -> SlowOutcome {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
-    let mut received = Vec::new();
-    let mut closed = stream.write_all(&head).is_err();
-    let mut pending = trickle.into_iter().cycle();
-    let deadline = Instant::now() + EXCHANGE_GUARD;
-    let mut chunk = [0u8; 4096];
-    while !closed && Instant::now() < deadline {
-        match stream.read(&mut chunk) {
-            Ok(0) => closed = true,
-            Ok(n) => received.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => closed = true,
-        }
-        if closed {
-            break;
-        }
-        if let Some(byte) = pending.next() {
-            if stream.write_all(&[byte]).is_err() {
-                closed = true;
-            }
-        }
-    }
-    SlowOutcome {
-        answer: parse_answer(&received),
-        closed,
-    }
 }
 
 #[test]
