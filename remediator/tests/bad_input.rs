@@ -17,28 +17,6 @@ use greenplum_test_support::{exchange, read_answer, request_bytes, slow_client, 
 /// `--web.read-timeout` of these tests: short, so slow clients are cut quickly.
 const READ_TIMEOUT: &str = "2s";
 
-fn policy(dir: &std::path::Path) -> std::path::PathBuf {
-    // A cluster nobody listens for: lanes' catalog reads fail, the HTTP surface still works.
-    let text = format!(
-        r#"clusters:
-  - name: gp-test
-    coordinator: [{{host: 127.0.0.1, port: {port}}}]
-    executor:
-      local:
-        env: {{PATH: /usr/bin:/bin}}
-rules:
-  - name: recover
-    match: {{alertname: GreenplumSegmentDown, labels: ['remediation="recover"']}}
-    action: recover
-    approval: auto
-"#,
-        port = free_port()
-    );
-    let path = dir.join("policy.yml");
-    std::fs::write(&path, text).expect("policy");
-    path
-}
-
 struct Server {
     _dir: tempfile::TempDir,
     remediator: Remediator,
@@ -48,7 +26,7 @@ struct Server {
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = ServeConfig::new(dir.path(), &policy(dir.path()));
+        let mut config = ServeConfig::new(dir.path(), &unreachable_cluster_policy(dir.path()));
         config.extra = vec![
             "--web.max-body-bytes=65536".into(),
             format!("--web.read-timeout={READ_TIMEOUT}"),

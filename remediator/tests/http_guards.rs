@@ -5,32 +5,10 @@ mod common;
 
 use common::*;
 
-fn policy(dir: &std::path::Path) -> std::path::PathBuf {
-    // A cluster nobody listens for: the lanes' catalog reads fail, the webhook still works.
-    let text = format!(
-        r#"clusters:
-  - name: gp-test
-    coordinator: [{{host: 127.0.0.1, port: {port}}}]
-    executor:
-      local:
-        env: {{PATH: /usr/bin:/bin}}
-rules:
-  - name: recover
-    match: {{alertname: GreenplumSegmentDown, labels: ['remediation="recover"']}}
-    action: recover
-    approval: auto
-"#,
-        port = free_port()
-    );
-    let path = dir.join("policy.yml");
-    std::fs::write(&path, text).expect("policy");
-    path
-}
-
 #[test]
 fn webhook_refuses_without_auth_too_large_malformed_and_not_json() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = ServeConfig::new(dir.path(), &policy(dir.path()));
+    let mut config = ServeConfig::new(dir.path(), &unreachable_cluster_policy(dir.path()));
     config.extra = vec!["--web.max-body-bytes=65536".into()];
     let remediator = Remediator::start(config);
     let valid = payload(&AlertSpec {

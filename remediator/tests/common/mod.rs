@@ -49,6 +49,30 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Writes `dir/policy.yml`: cluster `gp-test` on a free port nobody listens on, with an
+/// auto `recover` rule. The lanes' catalog reads fail; the HTTP surface still works, which
+/// is all the webhook and bad-input tests need.
+pub fn unreachable_cluster_policy(dir: &Path) -> PathBuf {
+    let text = format!(
+        r#"clusters:
+  - name: gp-test
+    coordinator: [{{host: 127.0.0.1, port: {port}}}]
+    executor:
+      local:
+        env: {{PATH: /usr/bin:/bin}}
+rules:
+  - name: recover
+    match: {{alertname: GreenplumSegmentDown, labels: ['remediation="recover"']}}
+    action: recover
+    approval: auto
+"#,
+        port = free_port()
+    );
+    let path = dir.join("policy.yml");
+    fs::write(&path, text).expect("policy");
+    path
+}
+
 /// How a remediator process is started; kept so it can be restarted identically.
 #[derive(Clone)]
 pub struct ServeConfig {
