@@ -170,12 +170,7 @@ fn two_replicas_on_a_postgres_journal_run_once_and_take_over() {
 #[test]
 fn a_password_in_the_journal_url_is_refused_before_anything_starts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("policy.yml");
-    std::fs::write(
-        &policy,
-        "clusters:\n  - name: gp\n    coordinator: [{host: 127.0.0.1, port: 1}]\n    executor: {local: {env: {PATH: /bin}}}\nrules: []\n",
-    )
-    .expect("policy");
+    let policy = minimal_policy(dir.path());
     let output = std::process::Command::new(BIN)
         .arg("serve")
         .arg(format!("--policy={}", policy.display()))

@@ -47,12 +47,7 @@ fn stderr(output: &Output) -> String {
 #[test]
 fn secrets_are_never_flags_and_a_password_in_a_url_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("policy.yml");
-    std::fs::write(
-        &policy,
-        "clusters:\n  - name: gp\n    coordinator: [{host: 127.0.0.1, port: 1}]\n    executor: {local: {env: {PATH: /bin}}}\nrules: []\n",
-    )
-    .expect("policy");
+    let policy = minimal_policy(dir.path());
     let policy_flag = format!("--policy={}", policy.display());
     for flag in [
         "--auth.token=S3cr3t-flag",
@@ -97,12 +92,7 @@ fn secrets_are_never_flags_and_a_password_in_a_url_is_refused() {
 #[test]
 fn serving_beyond_loopback_without_authentication_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("policy.yml");
-    std::fs::write(
-        &policy,
-        "clusters:\n  - name: gp\n    coordinator: [{host: 127.0.0.1, port: 1}]\n    executor: {local: {env: {PATH: /bin}}}\nrules: []\n",
-    )
-    .expect("policy");
+    let policy = minimal_policy(dir.path());
     let output = Command::new(BIN)
         .arg("serve")
         .arg(format!("--policy={}", policy.display()))
@@ -449,12 +439,7 @@ fn tls_private_key_stays_out_of_logs_and_argv() {
     let token = dir.path().join("token");
     let token_value = unique_secret("tls-token");
     std::fs::write(&token, &token_value).expect("token");
-    let policy = dir.path().join("policy.yml");
-    std::fs::write(
-        &policy,
-        "clusters:\n  - name: gp\n    coordinator: [{host: 127.0.0.1, port: 1}]\n    executor: {local: {env: {PATH: /bin}}}\nrules: []\n",
-    )
-    .expect("policy");
+    let policy = minimal_policy(dir.path());
     let address = format!("127.0.0.1:{}", free_port());
     let log_path = dir.path().join("serve.log");
     let log = std::fs::File::create(&log_path).expect("log");
@@ -920,12 +905,7 @@ fn mode(path: &Path) -> u32 {
 fn the_journal_and_run_directory_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("policy.yml");
-    std::fs::write(
-        &policy,
-        "clusters:\n  - name: gp\n    coordinator: [{host: 127.0.0.1, port: 1}]\n    executor: {local: {env: {PATH: /bin}}}\nrules: []\n",
-    )
-    .expect("policy");
+    let policy = minimal_policy(dir.path());
     let mut remediator = Remediator::start(ServeConfig::new(dir.path(), &policy));
     let pid = remediator.pid().expect("pid");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");

@@ -49,6 +49,18 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Writes `dir/policy.yml`: one cluster `gp` at port 1 (nothing there) and no rules, for
+/// tests that end at start-up checks or never reach a cluster.
+pub fn minimal_policy(dir: &Path) -> PathBuf {
+    let path = dir.join("policy.yml");
+    fs::write(
+        &path,
+        "clusters:\n  - name: gp\n    coordinator: [{host: 127.0.0.1, port: 1}]\n    executor: {local: {env: {PATH: /bin}}}\nrules: []\n",
+    )
+    .expect("policy");
+    path
+}
+
 /// Writes `dir/policy.yml`: cluster `gp-test` on a free port nobody listens on, with an
 /// auto `recover` rule. The lanes' catalog reads fail; the HTTP surface still works, which
 /// is all the webhook and bad-input tests need.
