@@ -20,22 +20,6 @@ use common::*;
 use serde_json::Value;
 
 const CLUSTER: &str = "gp-lab";
-const TERMINAL: &[&str] = &[
-    "succeeded",
-    "failed",
-    "no_op",
-    "refused",
-    "rejected",
-    "expired",
-    "dry_run",
-];
-const RULES: &str = r#"  - name: recover-down-segments
-    match:
-      alertname: GreenplumSegmentDown
-      labels: ['remediation="recover"']
-    action: recover
-    approval: auto
-"#;
 
 static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -119,7 +103,11 @@ fn one_group_delivered_100_times_by_two_senders_heals_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (lab, before) = loaded_lab(2, 3000);
     let wrap = ToolWrap::install(dir.path(), &lab.bin_dir());
-    let remediator = start(dir.path(), &lab_policy(CLUSTER, &lab, &wrap, RULES), None);
+    let remediator = start(
+        dir.path(),
+        &lab_policy(CLUSTER, &lab, &wrap, RECOVER_DOWN_SEGMENTS),
+        None,
+    );
     let journal = JournalReader::open(&remediator.config.journal);
 
     lab.fail_primary(0).expect("fail primary 0");
@@ -224,7 +212,7 @@ fn one_group_delivered_100_times_by_two_senders_heals_once() {
 /// The policy for the partition: catalog reads through the proxy, a verification deadline
 /// short enough to pass during a partition, and a breaker that opens on one failure.
 fn partition_policy(lab: &gplab::Lab, wrap: &ToolWrap, proxy: &Proxy) -> String {
-    let text = lab_policy_at(CLUSTER, lab, wrap, RULES, proxy.port);
+    let text = lab_policy_at(CLUSTER, lab, wrap, RECOVER_DOWN_SEGMENTS, proxy.port);
     let text = text.replace(
         "    user: gpadmin\n",
         "    user: gpadmin\n    breaker_failures: 1\n",
@@ -451,7 +439,7 @@ fn journal_disk_full_or_read_only_answers_503_and_recovers() {
     let journal_path = disk.path.join("journal.db");
     let mut remediator = start(
         dir.path(),
-        &lab_policy(CLUSTER, &lab, &wrap, RULES),
+        &lab_policy(CLUSTER, &lab, &wrap, RECOVER_DOWN_SEGMENTS),
         Some(&journal_path),
     );
     let journal = JournalReader::open(&journal_path);
@@ -625,7 +613,7 @@ fn journal_disk_fills_while_gprecoverseg_runs_and_the_reserve_records_the_end() 
     let journal_path = disk.path.join("journal.db");
     let remediator = start(
         dir.path(),
-        &lab_policy(CLUSTER, &lab, &wrap, RULES),
+        &lab_policy(CLUSTER, &lab, &wrap, RECOVER_DOWN_SEGMENTS),
         Some(&journal_path),
     );
     wrap.hold();

@@ -15,15 +15,6 @@ use greenplum_catalog::reader::{ClusterReader, Endpoint, ReaderConfig};
 use serde_json::Value;
 
 const CLUSTER: &str = "gp-lab";
-const TERMINAL: &[&str] = &[
-    "succeeded",
-    "failed",
-    "no_op",
-    "refused",
-    "rejected",
-    "expired",
-    "dry_run",
-];
 
 const RULES: &str = r#"  - name: recover-with-approval
     match:

@@ -18,16 +18,6 @@ use chrono::Timelike;
 use common::*;
 use serde_json::Value;
 
-const TERMINAL: &[&str] = &[
-    "succeeded",
-    "failed",
-    "no_op",
-    "refused",
-    "rejected",
-    "expired",
-    "dry_run",
-];
-
 fn alert<'a>(
     cluster: &'a str,
     case: &'a str,

@@ -12,13 +12,6 @@ use postgres::Client;
 
 const CLUSTER: &str = "gp-lab";
 const DATABASE: &str = "remediator_journal";
-const RULES: &str = r#"  - name: recover-down-segments
-    match:
-      alertname: GreenplumSegmentDown
-      labels: ['remediation="recover"']
-    action: recover
-    approval: auto
-"#;
 
 fn replica(dir: &Path, name: &str, policy: &Path, port: u16) -> Remediator {
     let dir = dir.join(name);
@@ -69,7 +62,11 @@ fn two_replicas_on_a_postgres_journal_run_once_and_take_over() {
         .expect("create the journal database");
     let wrap = ToolWrap::install(dir.path(), &lab.bin_dir());
     let policy = dir.path().join("policy.yml");
-    std::fs::write(&policy, lab_policy(CLUSTER, &lab, &wrap, RULES)).expect("policy");
+    std::fs::write(
+        &policy,
+        lab_policy(CLUSTER, &lab, &wrap, RECOVER_DOWN_SEGMENTS),
+    )
+    .expect("policy");
 
     let mut replicas = [
         replica(dir.path(), "a", &policy, port),

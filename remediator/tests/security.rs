@@ -21,16 +21,6 @@ use greenplum_remediator::executor::ssh::SshExecutor;
 use security_helpers::*;
 use serde_json::Value;
 
-const TERMINAL: &[&str] = &[
-    "succeeded",
-    "failed",
-    "no_op",
-    "refused",
-    "rejected",
-    "expired",
-    "dry_run",
-];
-
 fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)

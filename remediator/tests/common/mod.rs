@@ -49,6 +49,27 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Action states after which nothing more happens to an action.
+pub const TERMINAL: &[&str] = &[
+    "succeeded",
+    "failed",
+    "no_op",
+    "refused",
+    "rejected",
+    "expired",
+    "dry_run",
+];
+
+/// The policy rule most lab tests heal with: a down segment labelled for recovery is
+/// recovered without approval. Indented to sit under `rules:`.
+pub const RECOVER_DOWN_SEGMENTS: &str = r#"  - name: recover-down-segments
+    match:
+      alertname: GreenplumSegmentDown
+      labels: ['remediation="recover"']
+    action: recover
+    approval: auto
+"#;
+
 /// Writes `dir/policy.yml`: one cluster `gp` at port 1 (nothing there) and no rules, for
 /// tests that end at start-up checks or never reach a cluster.
 pub fn minimal_policy(dir: &Path) -> PathBuf {
