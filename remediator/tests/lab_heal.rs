@@ -16,18 +16,13 @@ use serde_json::Value;
 
 const CLUSTER: &str = "gp-lab";
 
-const RULES: &str = r#"  - name: recover-with-approval
+/// Put before [`RECOVER_DOWN_SEGMENTS`]: the first rule that matches decides.
+const RECOVER_WITH_APPROVAL: &str = r#"  - name: recover-with-approval
     match:
       alertname: GreenplumSegmentDown
       labels: ['remediation="recover"', 'approval="required"']
     action: recover
     approval: required
-  - name: recover-down-segments
-    match:
-      alertname: GreenplumSegmentDown
-      labels: ['remediation="recover"']
-    action: recover
-    approval: auto
 "#;
 
 fn alert<'a>(fingerprint: &'a str, starts_at: &'a str) -> AlertSpec<'a> {
@@ -60,7 +55,16 @@ fn heals_a_lab_once_through_pause_duplicates_approval_crash_and_double_fault() {
     lab.load(5000).expect("load rows");
     let before = lab.checksum().expect("checksum");
     let policy = dir.path().join("policy.yml");
-    std::fs::write(&policy, lab_policy(CLUSTER, &lab, &wrap, RULES)).expect("policy");
+    std::fs::write(
+        &policy,
+        lab_policy(
+            CLUSTER,
+            &lab,
+            &wrap,
+            &format!("{RECOVER_WITH_APPROVAL}{RECOVER_DOWN_SEGMENTS}"),
+        ),
+    )
+    .expect("policy");
     let mut remediator = Remediator::start(ServeConfig::new(dir.path(), &policy));
     let journal = JournalReader::open(&remediator.config.journal);
 
