@@ -606,6 +606,17 @@ pub fn wait_all_synchronized(lab: &gplab::Lab) -> Vec<gplab::SegmentRow> {
     .expect("pairs synchronized")
 }
 
+/// Once every segment is synchronized again, the committed rows are exactly `before`: the
+/// fault and the healing lost nothing.
+pub fn assert_rows_kept(lab: &gplab::Lab, before: &gplab::Checksum) {
+    wait_all_synchronized(lab);
+    assert_eq!(
+        &lab.checksum().expect("checksum"),
+        before,
+        "committed rows changed"
+    );
+}
+
 /// Waits until FTS has failed `content` over (a down row for it).
 pub fn wait_failed_over(lab: &gplab::Lab, content: i16) {
     lab.wait_for_catalog("failover", GUARD, |rows| {
