@@ -124,6 +124,24 @@ fn checksum(stack: &Stack) -> Result<String> {
     Ok(format!("{}/{}", c.digest, c.rows))
 }
 
+/// The start of most rows: `rows` committed rows loaded and the cluster healthy. Returns
+/// the checksum the row must end with and the last action id before the fault.
+fn loaded_and_healthy(stack: &Stack, story: &mut Story, rows: u64) -> Result<(String, i64)> {
+    stack.lab.load(rows)?;
+    let before = checksum(stack)?;
+    wait_healthy(stack, story)?;
+    Ok((before, last_action_id(stack)?))
+}
+
+/// The end of a row where nothing may run: no action after `last` executed a command and
+/// the committed rows are still `before`.
+fn nothing_executed_and_rows_kept(stack: &Stack, last: i64, before: &str) -> Result<()> {
+    let actions = all_actions(stack, last)?;
+    assert!(executed(&actions).is_empty(), "{actions:#?}");
+    assert_eq!(checksum(stack)?, before, "committed rows lost");
+    Ok(())
+}
+
 fn row(rows: &[SegmentRow], content: i16, role: char) -> Result<SegmentRow> {
     rows.iter()
         .find(|s| s.content == content && s.role == role)
@@ -154,10 +172,7 @@ fn a_killed_host_is_recovered_in_one_gprecoverseg_and_rebalanced() -> Result<()>
     let stack = Stack::up(&healing_config())?;
     let lab = &stack.lab;
     let mut story = Story::new(true);
-    lab.load(20_000)?;
-    let before = checksum(&stack)?;
-    wait_healthy(&stack, &mut story)?;
-    let last = last_action_id(&stack)?;
+    let (before, last) = loaded_and_healthy(&stack, &mut story, 20_000)?;
 
     let on_host: Vec<SegmentRow> = lab
         .segments()?
@@ -346,10 +361,7 @@ fn a_lagging_mirror_raises_the_lag_alert_and_nothing_runs() -> Result<()> {
     wait_cleared(&stack, "GreenplumMirrorWalLagHigh")?;
     story.say("replay resumed: the lag is gone and the alert resolved");
 
-    let actions = all_actions(&stack, last)?;
-    assert!(executed(&actions).is_empty(), "{actions:#?}");
-    assert_eq!(checksum(&stack)?, before, "committed rows lost");
-    Ok(())
+    nothing_executed_and_rows_kept(&stack, last, &before)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -461,10 +473,7 @@ fn a_double_fault_is_refused_and_healed_by_hand() -> Result<()> {
     wait_healthy(&stack, &mut story)?;
     story.say("started the primary by hand and ran gprecoverseg -a: healthy");
 
-    let actions = all_actions(&stack, last)?;
-    assert!(executed(&actions).is_empty(), "{actions:#?}");
-    assert_eq!(checksum(&stack)?, before, "committed rows lost");
-    Ok(())
+    nothing_executed_and_rows_kept(&stack, last, &before)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -499,10 +508,7 @@ fn a_locked_catalog_keeps_scrapes_bounded_and_the_remediator_refuses() -> Result
     })?;
     let lab = &stack.lab;
     let mut story = Story::new(true);
-    lab.load(5_000)?;
-    let before = checksum(&stack)?;
-    wait_healthy(&stack, &mut story)?;
-    let last = last_action_id(&stack)?;
+    let (before, last) = loaded_and_healthy(&stack, &mut story, 5_000)?;
     let primary = row(&lab.segments()?, 0, 'p')?;
 
     let locked_at = Instant::now();
@@ -577,10 +583,7 @@ fn a_locked_catalog_keeps_scrapes_bounded_and_the_remediator_refuses() -> Result
     )?;
     wait_cleared(&stack, "GreenplumCollectorFailing")?;
     wait_healthy(&stack, &mut story)?;
-    let actions = all_actions(&stack, last)?;
-    assert!(executed(&actions).is_empty(), "{actions:#?}");
-    assert_eq!(checksum(&stack)?, before, "committed rows lost");
-    Ok(())
+    nothing_executed_and_rows_kept(&stack, last, &before)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -615,10 +618,7 @@ fn a_coordinator_out_of_connections_is_reported_and_nothing_runs() -> Result<()>
         ..StackConfig::default()
     })?;
     let mut story = Story::new(true);
-    stack.lab.load(5_000)?;
-    let before = checksum(&stack)?;
-    wait_healthy(&stack, &mut story)?;
-    let last = last_action_id(&stack)?;
+    let (before, last) = loaded_and_healthy(&stack, &mut story, 5_000)?;
     let port = stack.lab.coordinator_port();
     let coordinator = format!("127.0.0.1:{port}");
     create_application_role(port, "e2e_app")?;
@@ -765,10 +765,7 @@ fn a_coordinator_out_of_connections_is_reported_and_nothing_runs() -> Result<()>
         port,
         "the standby was not activated"
     );
-    let actions = all_actions(&stack, last)?;
-    assert!(executed(&actions).is_empty(), "{actions:#?}");
-    assert_eq!(checksum(&stack)?, before, "committed rows lost");
-    Ok(())
+    nothing_executed_and_rows_kept(&stack, last, &before)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -789,10 +786,7 @@ fn an_exporter_restarted_during_a_failover_misses_nothing() -> Result<()> {
     let _one = one_stack();
     let mut stack = Stack::up(&healing_config())?;
     let mut story = Story::new(true);
-    stack.lab.load(20_000)?;
-    let before = checksum(&stack)?;
-    wait_healthy(&stack, &mut story)?;
-    let last = last_action_id(&stack)?;
+    let (before, last) = loaded_and_healthy(&stack, &mut story, 20_000)?;
     let series_before = series(&stack.exporter.scrape()?);
     let victim = acting_primary(&stack.lab.segments()?, 0)
         .context("content 0 has no primary")?
