@@ -310,13 +310,7 @@ fn partition_during_verification_is_never_verified_blind_nor_rerun() {
         .as_array()
         .is_some_and(Vec::is_empty));
     proxy.set(Mode::Forward);
-    let done = remediator.wait_action_state(id, TERMINAL);
-    assert_eq!(
-        done["state"],
-        "succeeded",
-        "{done:#}\n{}",
-        remediator.log_tail()
-    );
+    remediator.wait_action_ends(id, "succeeded");
     assert_eq!(wrap.invocations().len(), 1, "{:?}", wrap.invocations());
     assert_eq!(remediator.metric(&breaker), Some(0.0));
 
@@ -334,13 +328,7 @@ fn partition_during_verification_is_never_verified_blind_nor_rerun() {
         proxy.cut_attempts() > cut_before,
         "no connection attempt met the partition"
     );
-    let done = remediator.wait_action_state(id, TERMINAL);
-    assert_eq!(
-        done["state"],
-        "failed",
-        "{done:#}\n{}",
-        remediator.log_tail()
-    );
+    let done = remediator.wait_action_ends(id, "failed");
     eprintln!("timed-out partition: {:#}", done["history"]);
     let verifications = done["verifications"].as_array().expect("verifications");
     assert_eq!(verifications.len(), 1, "{done:#}");
@@ -663,13 +651,7 @@ fn journal_disk_fills_while_gprecoverseg_runs_and_the_reserve_records_the_end() 
     exhaust_the_journal(&disk, &remediator, "f100000000000002");
     wrap.release();
 
-    let done = remediator.wait_action_state(id, TERMINAL);
-    assert_eq!(
-        done["state"],
-        "succeeded",
-        "{done:#}\n{}",
-        remediator.log_tail()
-    );
+    let done = remediator.wait_action_ends(id, "succeeded");
     assert!(done["result"]["finished_at"].is_string(), "{done:#}");
     assert_eq!(wrap.invocations().len(), 1, "{:?}", wrap.invocations());
     assert!(disk.path.join("filler").exists());

@@ -223,13 +223,7 @@ fn approval_through_the_cli(lab: &gplab::Lab, remediator: &Remediator, wrap: &To
         "--reason",
         "checked the hosts",
     ]);
-    let done = remediator.wait_action_state(id, TERMINAL);
-    assert_eq!(
-        done["state"],
-        "succeeded",
-        "{done:#}\n{}",
-        remediator.log_tail()
-    );
+    let done = remediator.wait_action_ends(id, "succeeded");
     assert_eq!(done["approvals"][0]["who"], "integration-test");
     let why = done["approvals"][0]["why"].as_str().unwrap_or("");
     assert!(why.starts_with("checked the hosts"), "{done:#}");
@@ -286,13 +280,7 @@ fn sigkill_while_running_runs_nothing_twice(
     assert_eq!(remediator.action(id)["state"], "running");
     wrap.release();
 
-    let done = remediator.wait_action_state(id, TERMINAL);
-    assert_eq!(
-        done["state"],
-        "succeeded",
-        "{done:#}\n{}",
-        remediator.log_tail()
-    );
+    let done = remediator.wait_action_ends(id, "succeeded");
     assert_eq!(journal.executions(), executions + 1);
     assert_eq!(wrap.invocations().len(), 3, "{:?}", wrap.invocations());
     let log = log_of(&done);

@@ -820,13 +820,7 @@ fn approvals_are_authenticated_attributed_and_bound_to_the_plan() {
     let third_id = third["id"].as_i64().expect("id");
     let output = approve(&remediator, "alice", third_id, "looked at plan 3");
     assert!(output.status.success(), "{}", stderr(&output));
-    let done = remediator.wait_action_state(third_id, TERMINAL);
-    assert_eq!(
-        done["state"],
-        "succeeded",
-        "{done:#}\n{}",
-        remediator.log_tail()
-    );
+    let done = remediator.wait_action_ends(third_id, "succeeded");
     assert_eq!(wrap.invocations(), vec!["-a".to_string()]);
     assert_eq!(
         done["execution"]["argv"],

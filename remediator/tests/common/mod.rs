@@ -347,6 +347,14 @@ impl Remediator {
         }
     }
 
+    /// Waits until action `id` is in a [`TERMINAL`] state and asserts it is `state`,
+    /// showing the action and the log tail when it is not.
+    pub fn wait_action_ends(&self, id: i64, state: &str) -> Value {
+        let done = self.wait_action_state(id, TERMINAL);
+        assert_eq!(done["state"], state, "{done:#}\n{}", self.log_tail());
+        done
+    }
+
     /// Runs the remediator's own CLI against this instance, as an operator would.
     pub fn cli(&self, args: &[&str]) -> String {
         let output = Command::new(BIN)
