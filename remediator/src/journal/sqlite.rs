@@ -11,7 +11,6 @@ use rusqlite::{params, Connection, DatabaseName, OptionalExtension};
 
 use super::reserve::{Reserve, RESERVE_BYTES};
 use super::*;
-use checkpoint::Checkpointer;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -93,9 +92,6 @@ CREATE TABLE IF NOT EXISTS controls (
 );
 "#;
 
-/// WAL pages after which a commit checkpoints on its own (about 40 MB at 4 KiB pages).
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
-
 /// The current state of an action: its latest state row.
 const CURRENT_STATE: &str =
     "(SELECT s.state FROM action_states s WHERE s.action_id = a.id ORDER BY s.id DESC LIMIT 1)";
@@ -105,8 +101,6 @@ pub struct SqliteJournal {
     conn: Mutex<Slot>,
     reserve: Reserve,
     group: GroupCommit,
-    /// Declared last: stopped (and its connection closed) after the writer's.
-    _checkpointer: Checkpointer,
 }
 
 struct Slot {
@@ -258,7 +252,6 @@ impl SqliteJournal {
             conn: Slot::new(conn),
             reserve,
             group: GroupCommit::new(),
-            _checkpointer: Checkpointer::start(path),
         })
     }
 
@@ -280,11 +273,6 @@ impl SqliteJournal {
             .map_err(storage("enable foreign keys"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(storage("set busy timeout"))?;
-        // The checkpointer thread moves the WAL into the database file; a checkpoint inside
-        // a commit (fsyncing the database file too) would hold up every sender of the batch.
-        // This is only the bound for when that thread falls behind or cannot checkpoint.
-        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
-            .map_err(storage("set wal_autocheckpoint"))?;
         conn.execute_batch(SCHEMA).map_err(storage("create schema"))
     }
 
@@ -925,121 +913,6 @@ impl Journal for SqliteJournal {
     }
 }
 
-/// Checkpoints the WAL from a connection and a thread of its own, so that commits (and the
-/// senders each one answers) do not carry a checkpoint's fsync of the database file.
-mod checkpoint {
-    use std::path::{Path, PathBuf};
-    use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-    use std::thread::JoinHandle;
-    use std::time::Duration;
-
-    use rusqlite::{Connection, OpenFlags};
-
-    use super::is_read_only;
-
-    const EVERY: Duration = Duration::from_secs(1);
-
-    /// Runs until dropped; dropping it stops the thread and closes its connection.
-    pub(super) struct Checkpointer {
-        stop: Option<Sender<()>>,
-        thread: Option<JoinHandle<()>>,
-    }
-
-    impl Checkpointer {
-        pub(super) fn start(path: &Path) -> Self {
-            let (stop, stopped) = mpsc::channel();
-            let mut checkpoints = Checkpoints {
-                path: path.to_path_buf(),
-                conn: None,
-                seen: None,
-                behind: true,
-            };
-            let thread = std::thread::Builder::new()
-                .name("journal-checkpoint".into())
-                .spawn(move || checkpoints.run(&stopped))
-                .map_err(|error| {
-                    tracing::warn!(%error, "cannot start the journal checkpointer: commits checkpoint the WAL themselves once it is large");
-                })
-                .ok();
-            Checkpointer {
-                stop: Some(stop),
-                thread,
-            }
-        }
-    }
-
-    impl Drop for Checkpointer {
-        fn drop(&mut self) {
-            drop(self.stop.take());
-            if let Some(thread) = self.thread.take() {
-                // It panicked: nothing left to stop.
-                let _ = thread.join();
-            }
-        }
-    }
-
-    struct Checkpoints {
-        path: PathBuf,
-        conn: Option<Connection>,
-        /// `PRAGMA data_version` at the last checkpoint: it changes when another connection
-        /// commits, so an idle journal is not checkpointed.
-        seen: Option<i64>,
-        /// The last checkpoint left frames behind (a reader held them) or failed.
-        behind: bool,
-    }
-
-    impl Checkpoints {
-        fn run(&mut self, stopped: &Receiver<()>) {
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
-                if let Err(error) = self.tick() {
-                    // Disk full, file gone, read-only: the writer copes with those; this
-                    // tries again with a fresh connection next tick.
-                    tracing::debug!(path = %self.path.display(), %error, "WAL checkpoint failed; trying again");
-                    self.conn = None;
-                    self.behind = true;
-                }
-            }
-        }
-
-        fn tick(&mut self) -> rusqlite::Result<()> {
-            let conn = match &mut self.conn {
-                Some(conn) => conn,
-                None => match open(&self.path)? {
-                    Some(conn) => self.conn.insert(conn),
-                    None => return Ok(()),
-                },
-            };
-            let version: i64 = conn.pragma_query_value(None, "data_version", |r| r.get(0))?;
-            if self.seen == Some(version) && !self.behind {
-                return Ok(());
-            }
-            let (log, done): (i64, i64) =
-                conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                    Ok((r.get(1)?, r.get(2)?))
-                })?;
-            self.seen = Some(version);
-            self.behind = done < log;
-            Ok(())
-        }
-    }
-
-    /// A connection to checkpoint with, or none while the file can only be read: a read-only
-    /// connection kept open would make the writer's reopen read-only too (see `reopen`).
-    fn open(path: &Path) -> rusqlite::Result<Option<Connection>> {
-        // Not created: a missing journal is the writer's to report.
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
-        let conn = Connection::open_with_flags(path, flags)?;
-        if is_read_only(&conn) {
-            return Ok(None);
-        }
-        // The checkpoint's fsyncs are what let SQLite reuse the WAL safely.
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        Ok(Some(conn))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::reserve::{Reserve, RESERVE_BYTES};
@@ -1057,28 +930,6 @@ mod tests {
             conn: Slot::new(conn),
             reserve: Reserve::beside(path, RESERVE_BYTES),
             group: GroupCommit::new(),
-            _checkpointer: Checkpointer::start(path),
-        }
-    }
-
-    #[test]
-    fn the_checkpointer_moves_committed_pages_into_the_database_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("journal.db");
-        let journal = SqliteJournal::open(&path).expect("open");
-        let before = std::fs::metadata(&path).expect("db file").len();
-        let body = "x".repeat(64 * 1024);
-        for _ in 0..8 {
-            journal
-                .record_delivery(Utc::now(), &body, &[])
-                .expect("delivery");
-        }
-        // Far below the writer's own autocheckpoint bound: only the checkpointer copies
-        // these pages. A bounded wait, not a speed assertion.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::fs::metadata(&path).expect("db file").len() < before + 8 * 64 * 1024 {
-            assert!(std::time::Instant::now() < deadline, "never checkpointed");
-            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
 
