@@ -144,28 +144,81 @@ impl Fts {
         mirror: Option<&SegmentRow>,
     ) -> Result<()> {
         let content = primary.content;
-        let promotable = mirror.filter(|m| {
-            m.is_up() && m.mode == 's' && conn::probe(m.port, PROBE_TIMEOUT) == Probe::Rejecting
-        });
-        let Some(mirror) = promotable else {
-            if self.double_faults.insert(content) {
-                tracing::error!(content, dbid = primary.dbid, "double fault: primary down and no in-sync mirror to promote; leaving the catalog as it is");
+        let candidate = mirror
+            .filter(|m| m.is_up() && m.mode == 's')
+            .map(|m| (m, mirror_state(m.port)));
+        let mirror = match candidate {
+            Some((m, MirrorState::InRecovery)) => {
+                tracing::warn!(
+                    content,
+                    dead = primary.dbid,
+                    promoted = m.dbid,
+                    "primary down: promoting its mirror"
+                );
+                process::pg_ctl_promote(Path::new(&m.datadir))?;
+                m
             }
-            return Ok(());
+            // An earlier probe promoted it but failed before the catalog said so: finish the
+            // failover instead of leaving a promoted mirror recorded as a mirror for ever.
+            Some((m, MirrorState::Promoted)) => {
+                tracing::warn!(
+                    content,
+                    dead = primary.dbid,
+                    promoted = m.dbid,
+                    "primary down and its mirror already promoted: recording the failover"
+                );
+                m
+            }
+            _ => {
+                if self.double_faults.insert(content) {
+                    tracing::error!(content, dbid = primary.dbid, "double fault: primary down and no in-sync mirror to promote; leaving the catalog as it is");
+                }
+                return Ok(());
+            }
         };
-        tracing::warn!(
-            content,
-            dead = primary.dbid,
-            promoted = mirror.dbid,
-            "primary down: promoting its mirror"
-        );
-        process::pg_ctl_promote(Path::new(&mirror.datadir))?;
-        // Its mirror is gone: stop waiting for it before anything commits there.
-        set_sync_standby(mirror.port, false)?;
+        // Its mirror is gone: stop waiting for it before anything commits there. A failure
+        // must not keep the catalog from recording the failover: the next probe sees no
+        // walsender on the new primary and turns sync rep off again.
+        if let Err(e) = set_sync_standby(mirror.port, false) {
+            tracing::warn!(content, error = %e, "could not turn sync rep off on the promoted mirror yet");
+        }
         let mut change = Change::new();
         change.fts_set(primary.dbid, content, 'm', 'd', 'n');
         change.fts_set(mirror.dbid, content, 'p', 'u', 'n');
         change.apply(coordinator)
+    }
+}
+
+/// What a mirror that should take over answers.
+enum MirrorState {
+    /// Rejecting connections: still replaying (the lab's mirrors run without hot standby).
+    InRecovery,
+    /// Accepting connections and out of recovery.
+    Promoted,
+    Unreachable,
+}
+
+fn mirror_state(port: u16) -> MirrorState {
+    match conn::probe(port, PROBE_TIMEOUT) {
+        Probe::Rejecting => MirrorState::InRecovery,
+        Probe::Up => {
+            let in_recovery = conn::connect(port)
+                .and_then(|mut c| {
+                    c.query_one("SELECT pg_is_in_recovery()", &[])
+                        .map(|r| r.get::<_, bool>(0))
+                        .map_err(|e| crate::Error::Sql {
+                            context: format!("asking port {port} whether it is in recovery"),
+                            source: e,
+                        })
+                })
+                .unwrap_or(true);
+            if in_recovery {
+                MirrorState::InRecovery
+            } else {
+                MirrorState::Promoted
+            }
+        }
+        Probe::Down => MirrorState::Unreachable,
     }
 }
 

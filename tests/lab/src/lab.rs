@@ -413,6 +413,9 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if thread::panicking() {
+            self.print_logs_for_a_failed_test();
+        }
         if self.owned {
             let _ = self.down();
             if self.remove_dir {
@@ -421,6 +424,34 @@ impl Drop for Lab {
         }
     }
 }
+
+impl Lab {
+    /// A test failed while this lab was up: its directory is about to be deleted, so the FTS
+    /// log and the tail of every server log go to stderr, which the test harness shows with the
+    /// failure (the only trace a CI run keeps).
+    fn print_logs_for_a_failed_test(&self) {
+        let mut logs = vec![self.dir.join(fts::LOG_FILE)];
+        if let Ok(entries) = fs::read_dir(self.dir.join("logs")) {
+            let mut servers: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            servers.sort();
+            logs.extend(servers);
+        }
+        for path in logs {
+            let Ok(text) = fs::read_to_string(&path) else {
+                continue;
+            };
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_LINES_ON_FAILURE)..];
+            eprintln!("---- {} (last {} lines)", path.display(), tail.len());
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// How much of each log a failed test prints.
+const LOG_LINES_ON_FAILURE: usize = 60;
 
 /// Stops the FTS daemon (unless it is us) and every server of the lab in `dir`, including
 /// servers of a half-started lab. Errors are logged, not returned: this is the cleanup path.

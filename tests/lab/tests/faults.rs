@@ -206,3 +206,70 @@ fn killed_mirror_recovers_incrementally_after_writes() {
         "every committed row is still there"
     );
 }
+
+/// FTS promoted a mirror but died (or failed) before the catalog said so. The next probe sees
+/// the primary down and the mirror already out of recovery: it must record the failover, not
+/// call it a double fault for ever (which is what made `gprecoverseg -r` wait out its 120 s).
+#[test]
+fn a_promotion_the_catalog_missed_is_recorded_by_the_next_probe() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    init_tracing();
+    let lab = Lab::up(LabConfig {
+        standby: false,
+        ..LabConfig::for_tests(1, Flavor::Gp6)
+    })
+    .expect("lab up");
+    lab.load(500).expect("load");
+    let before = lab.checksum().expect("checksum");
+    let rows = lab.segments().expect("segments");
+    let (primary, mirror) = (
+        rows.iter()
+            .find(|r| r.content == 0 && r.role == 'p')
+            .expect("primary")
+            .clone(),
+        rows.iter()
+            .find(|r| r.content == 0 && r.role == 'm')
+            .expect("mirror")
+            .clone(),
+    );
+
+    let fts = Pid::from_raw(
+        fs::read_to_string(lab.dir().join(gplab::fts::PID_FILE))
+            .expect("fts pid file")
+            .trim()
+            .parse()
+            .expect("fts pid"),
+    );
+    kill(fts, Signal::SIGSTOP).expect("freeze FTS");
+    lab.fail_primary(0).expect("fail primary");
+    gplab::process::pg_ctl_promote(std::path::Path::new(&mirror.datadir)).expect("promote");
+    let untouched = lab.segments().expect("segments");
+    assert_eq!(
+        row(&untouched, mirror.dbid).role,
+        'm',
+        "the catalog missed it"
+    );
+    kill(fts, Signal::SIGCONT).expect("thaw FTS");
+
+    let rows = lab
+        .wait_for_catalog("the failover recorded", GUARD, |rows| {
+            row(rows, mirror.dbid).role == 'p' && row(rows, primary.dbid).status == 'd'
+        })
+        .expect("failover recorded");
+    assert_eq!(row(&rows, mirror.dbid).status, 'u');
+    assert_eq!(row(&rows, mirror.dbid).mode, 'n');
+    assert!(
+        history(&lab).iter().any(|h| h
+            == &format!(
+                "FTS: update role, status, and mode for dbid {} with contentid 0 to p, u, and n",
+                mirror.dbid
+            )),
+        "{:?}",
+        history(&lab)
+    );
+    // The new primary takes writes (sync rep off: its mirror is down) and kept every row.
+    lab.load(100).expect("load on the promoted mirror");
+    assert_eq!(lab.checksum().expect("checksum").rows, before.rows + 100);
+}
