@@ -288,6 +288,15 @@ def remediator_cases(r):
             ("4h1m", "GreenplumRemediatorPausedTooLong",
              [({"instance": "rem:9298", "job": "greenplum-remediator"}, 1)]),
         ]),
+        case(r, "approvals without operator tokens fire after 15m", [
+            (f"greenplum_remediator_operator_auth_enabled{{{REM}}}", "0x20"),
+        ], [
+            ("14m", "GreenplumRemediatorApprovalsUnauthenticated", []),
+            ("16m", "GreenplumRemediatorApprovalsUnauthenticated", [(REM_LABELS, 0)]),
+        ]),
+        case(r, "operator tokens configured: silent", [
+            (f"greenplum_remediator_operator_auth_enabled{{{REM}}}", "1x20"),
+        ], [("16m", "GreenplumRemediatorApprovalsUnauthenticated", [])]),
     ]
 
 
