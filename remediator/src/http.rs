@@ -22,7 +22,7 @@ use crate::planner::Handle;
 mod deadline;
 mod peer;
 
-pub use deadline::{BodyFate, DeadlineBody};
+pub use deadline::{unread_body_status, BodyFate, DeadlineBody};
 pub use peer::{common_name, ClientCertName};
 
 /// Default `--web.max-body-bytes`: Alertmanager groups are small; 1 MiB leaves room for

@@ -75,11 +75,15 @@ async fn handle(
     }
     let bytes = match to_bytes(body, state.body_limit).await {
         Ok(bytes) => bytes,
-        Err(_) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"error": format!("body larger than {} bytes", state.body_limit)}),
-            )
+        Err(e) => {
+            let status = crate::http::unread_body_status(&e);
+            let error = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    format!("body larger than {} bytes", state.body_limit)
+                }
+                _ => format!("request body could not be read: {e}"),
+            };
+            return (status, json!({ "error": error }));
         }
     };
     let payload = match WebhookPayload::parse(&bytes) {

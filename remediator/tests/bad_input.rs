@@ -204,6 +204,13 @@ fn huge_headers_and_bodies() {
     let answer = server.exchange(raw.as_bytes());
     assert_eq!(answer.status, Some(408), "{answer:?}");
     server.assert_alive("a 10 GB announcement");
+    // The webhook's counters say what the clients were told: the timeout is no 413.
+    let metrics = server.request("GET", b"/metrics", &[], b"").body;
+    for (code, count) in [("413", 2), ("408", 1)] {
+        let line =
+            format!("greenplum_remediator_webhook_requests_total{{code=\"{code}\"}} {count}");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
     // The operator API has the same limit.
     for path in ["/api/v1/pause", "/api/v1/actions/1/approve"] {
         let answer = server.post_json(path, &big);

@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
+use axum::http::StatusCode;
 use http_body::{Frame, SizeHint};
 use tokio::time::Sleep;
 
@@ -37,6 +38,23 @@ impl BodyFate {
     pub fn finished(&self) -> bool {
         self.finished.load(Ordering::SeqCst)
     }
+}
+
+/// The answer for a body that could not be read: 408 when its deadline ended it, 413 when it
+/// passed the reader's size limit, 400 for anything else (the client reset the connection).
+/// Handlers answer with it so their own counters agree with what the client is told.
+pub fn unread_body_status(e: &axum::Error) -> StatusCode {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if err.is::<BodyTimeout>() {
+            return StatusCode::REQUEST_TIMEOUT;
+        }
+        if err.is::<http_body_util::LengthLimitError>() {
+            return StatusCode::PAYLOAD_TOO_LARGE;
+        }
+        cause = err.source();
+    }
+    StatusCode::BAD_REQUEST
 }
 
 pub struct DeadlineBody {
@@ -89,5 +107,54 @@ impl HttpBody for DeadlineBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    /// A body that fails with its error once, or (without one) never yields anything.
+    struct Scripted(Option<std::io::Error>);
+
+    impl HttpBody for Scripted {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            match self.0.take() {
+                Some(e) => Poll::Ready(Some(Err(e))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_never_ends_is_a_timeout_not_a_size() {
+        let never = Body::new(Scripted(None));
+        let (body, fate) = DeadlineBody::new(never, Duration::from_millis(50));
+        let e = to_bytes(Body::new(body), 1024).await.expect_err("deadline");
+        assert!(fate.expired());
+        assert_eq!(unread_body_status(&e), StatusCode::REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_a_size() {
+        let (body, fate) = DeadlineBody::new(Body::from(vec![b'x'; 2048]), Duration::from_secs(5));
+        let e = to_bytes(Body::new(body), 1024).await.expect_err("limit");
+        assert!(!fate.expired());
+        assert_eq!(unread_body_status(&e), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn a_broken_body_is_a_bad_request() {
+        let broken = Body::new(Scripted(Some(std::io::Error::other("connection reset"))));
+        let (body, _) = DeadlineBody::new(broken, Duration::from_secs(5));
+        let e = to_bytes(Body::new(body), 1024).await.expect_err("broken");
+        assert_eq!(unread_body_status(&e), StatusCode::BAD_REQUEST);
     }
 }
