@@ -203,7 +203,8 @@ impl WebConfig {
         let mut config = builder
             .with_single_cert(certs, key)
             .map_err(|e| fail("certificate and key", &tls.cert_file, e.to_string()))?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // HTTP/1.1 only: see http::serve (the header deadline must cover every connection).
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Some(Arc::new(config)))
     }
 }

@@ -463,3 +463,43 @@ async fn basic_auth_over_tls_checks_the_bcrypt_password() {
     }
     exporter.stop().await;
 }
+
+/// A client that completes the handshake and then says nothing is cut like one on plain HTTP:
+/// the listener speaks HTTP/1.1 only, so the header-read timeout runs from the first moment
+/// (with h2 offered, hyper waited for the protocol preface without a deadline).
+#[tokio::test]
+async fn a_client_silent_after_the_handshake_is_cut() {
+    let ca = Ca::new("test CA");
+    let server = ca.server();
+    let exporter = Exporter::start(
+        TLS_ONLY,
+        &[
+            ("server.crt", &server.cert_pem),
+            ("server.key", &server.key_pem),
+        ],
+    )
+    .await;
+    let tcp = TcpStream::connect(exporter.address).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = connector(&ca, None)
+        .connect(name, tcp)
+        .await
+        .expect("handshake");
+    let mut raw = Vec::new();
+    let ended = tokio::time::timeout(GUARD, tls.read_to_end(&mut raw)).await;
+    assert!(
+        ended.is_ok(),
+        "a connection silent after its handshake was still open after {GUARD:?}"
+    );
+    assert!(
+        raw.is_empty() || String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 408"),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    // The server still answers others.
+    let health = https_get(exporter.address, &connector(&ca, None), "/healthz", None)
+        .await
+        .expect("HTTPS /healthz");
+    assert_eq!(health.status, 200);
+    exporter.stop().await;
+}

@@ -255,10 +255,12 @@ pub async fn serve(
     let service = router.into_make_service();
     match tls {
         Some(config) => {
-            // TLS may negotiate h2, so the protocol is read from the connection; the TLS
-            // handshake (10 s in axum-server) bounds a client that says nothing.
+            // HTTP/1.1 only, as on plain HTTP (the TLS config offers no h2): the header
+            // deadline then runs from the end of the handshake (10 s in axum-server), so a
+            // client silent after it is closed too. With h2 offered, hyper waited for the
+            // protocol preface without any deadline. Scrapers agree on HTTP/1.1 via ALPN.
             let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
-            let mut server = axum_server::from_tcp_rustls(listener, config)?;
+            let mut server = axum_server::from_tcp_rustls(listener, config)?.http1_only();
             arm_header_timeout(server.http_builder());
             server.handle(handle).serve(service).await?
         }
