@@ -137,6 +137,16 @@ impl Exporter {
         }
     }
 
+    /// Serves with TLS only, a server certificate for `localhost` from `ca`.
+    async fn start_tls_only(ca: &Ca) -> Exporter {
+        let server = ca.server();
+        let files = [
+            ("server.crt", server.cert_pem.as_str()),
+            ("server.key", server.key_pem.as_str()),
+        ];
+        Exporter::start(TLS_ONLY, &files).await
+    }
+
     /// Stops the server and checks it ended cleanly.
     async fn stop(self) {
         let _ = self.stop.send(());
@@ -260,15 +270,7 @@ fn basic(user: &str, password: &str) -> String {
 #[tokio::test]
 async fn serves_metrics_and_healthz_over_https() {
     let ca = Ca::new("test CA");
-    let server = ca.server();
-    let exporter = Exporter::start(
-        TLS_ONLY,
-        &[
-            ("server.crt", &server.cert_pem),
-            ("server.key", &server.key_pem),
-        ],
-    )
-    .await;
+    let exporter = Exporter::start_tls_only(&ca).await;
     let client = connector(&ca, None);
 
     let health = https_get(exporter.address, &client, "/healthz", None)
@@ -292,15 +294,7 @@ async fn serves_metrics_and_healthz_over_https() {
 #[tokio::test]
 async fn plain_http_to_the_tls_port_gets_no_http_answer() {
     let ca = Ca::new("test CA");
-    let server = ca.server();
-    let exporter = Exporter::start(
-        TLS_ONLY,
-        &[
-            ("server.crt", &server.cert_pem),
-            ("server.key", &server.key_pem),
-        ],
-    )
-    .await;
+    let exporter = Exporter::start_tls_only(&ca).await;
 
     let plain = tokio::time::timeout(GUARD, async {
         let tcp = TcpStream::connect(exporter.address).await?;
@@ -321,15 +315,7 @@ async fn plain_http_to_the_tls_port_gets_no_http_answer() {
 #[tokio::test]
 async fn a_client_not_trusting_the_ca_fails_the_handshake() {
     let ca = Ca::new("test CA");
-    let server = ca.server();
-    let exporter = Exporter::start(
-        TLS_ONLY,
-        &[
-            ("server.crt", &server.cert_pem),
-            ("server.key", &server.key_pem),
-        ],
-    )
-    .await;
+    let exporter = Exporter::start_tls_only(&ca).await;
 
     let stranger = connector(&Ca::new("another CA"), None);
     let err = https_get(exporter.address, &stranger, "/healthz", None)
@@ -470,15 +456,7 @@ async fn basic_auth_over_tls_checks_the_bcrypt_password() {
 #[tokio::test]
 async fn a_client_silent_after_the_handshake_is_cut() {
     let ca = Ca::new("test CA");
-    let server = ca.server();
-    let exporter = Exporter::start(
-        TLS_ONLY,
-        &[
-            ("server.crt", &server.cert_pem),
-            ("server.key", &server.key_pem),
-        ],
-    )
-    .await;
+    let exporter = Exporter::start_tls_only(&ca).await;
     let tcp = TcpStream::connect(exporter.address).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     let mut tls = connector(&ca, None)

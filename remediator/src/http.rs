@@ -89,7 +89,8 @@ async fn not_found(uri: Uri) -> Response {
     )
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+/// The request says its body is JSON (`application/json`, any parameters, any case).
+pub fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -51,14 +51,6 @@ pub(crate) fn auth_failure(outcome: AuthOutcome) -> Option<(StatusCode, serde_js
     }
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
-}
-
 async fn handle(
     state: &AppState,
     headers: &HeaderMap,
@@ -67,7 +59,7 @@ async fn handle(
     if let Some(failure) = auth_failure(state.auth.check(headers, state.mtls)) {
         return failure;
     }
-    if !is_json(headers) {
+    if !crate::http::is_json(headers) {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             json!({"error": "Content-Type must be application/json"}),
