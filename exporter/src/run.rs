@@ -123,6 +123,9 @@ impl Server {
         if let Some(path) = &cli.web.web_config {
             let web = WebConfig::load(path)?;
             app.auth = web.basic_auth().map(Arc::new);
+            app.response_headers = web
+                .response_headers()
+                .map_err(|e| anyhow::anyhow!("web config {}: {e}", path.display()))?;
             tls = web.rustls(path)?;
         }
         let address = parse_listen_address(&cli.web.listen_address)?;

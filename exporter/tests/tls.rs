@@ -175,11 +175,20 @@ const TLS_ONLY: &str = "tls_server_config:\n  cert_file: server.crt\n  key_file:
 // Clients
 
 fn connector(trusted: &Ca, identity: Option<&Identity>) -> TlsConnector {
+    connector_speaking(trusted, identity, rustls::DEFAULT_VERSIONS)
+}
+
+/// A client offering only `versions`.
+fn connector_speaking(
+    trusted: &Ca,
+    identity: Option<&Identity>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> TlsConnector {
     let mut roots = RootCertStore::empty();
     roots.add(trusted.issuer.der().clone()).unwrap();
     let builder =
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .unwrap()
             .with_root_certificates(roots);
     let config = match identity {
@@ -479,5 +488,59 @@ async fn a_client_silent_after_the_handshake_is_cut() {
         .await
         .expect("HTTPS /healthz");
     assert_eq!(health.status, 200);
+    exporter.stop().await;
+}
+
+/// A node_exporter web config with TLS tuning and response headers works as it does there:
+/// `min_version: TLS13` turns a TLS 1.2 client away, and every answer, refusals included,
+/// carries the configured headers.
+#[tokio::test]
+async fn exporter_toolkit_tls_versions_and_headers_are_honoured() {
+    let ca = Ca::new("test CA");
+    let server = ca.server();
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let web_yml = format!(
+        "{TLS_ONLY}  min_version: TLS13\n  curve_preferences: [X25519]\n\
+         http_server_config:\n  http2: true\n  headers:\n    X-Frame-Options: deny\n    \
+         Strict-Transport-Security: max-age=31536000\n\
+         basic_auth_users:\n  prometheus: '{hash}'\n"
+    );
+    let exporter = Exporter::start(
+        &web_yml,
+        &[
+            ("server.crt", &server.cert_pem),
+            ("server.key", &server.key_pem),
+        ],
+    )
+    .await;
+
+    let tls12 = connector_speaking(&ca, None, &[&rustls::version::TLS12]);
+    let refused = https_get(exporter.address, &tls12, "/healthz", None)
+        .await
+        .expect_err("a TLS 1.2 client is turned away");
+    assert!(
+        matches!(
+            rustls_error(&refused),
+            Some(rustls::Error::AlertReceived(
+                rustls::AlertDescription::ProtocolVersion
+            ))
+        ),
+        "{refused:?}"
+    );
+
+    let tls13 = connector_speaking(&ca, None, &[&rustls::version::TLS13]);
+    let authorized = basic("prometheus", "s3cret");
+    for (authorization, status) in [(Some(authorized.as_str()), 200), (None, 401)] {
+        let answer = https_get(exporter.address, &tls13, "/healthz", authorization)
+            .await
+            .expect("TLS 1.3 exchange");
+        assert_eq!(answer.status, status, "{answer:?}");
+        let head = answer.head.to_ascii_lowercase();
+        assert!(head.contains("x-frame-options: deny"), "{head}");
+        assert!(
+            head.contains("strict-transport-security: max-age=31536000"),
+            "{head}"
+        );
+    }
     exporter.stop().await;
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -42,10 +42,13 @@ pub struct App {
     /// Clusters of `--config.file` by name, served on `/probe?target=NAME`.
     pub targets: BTreeMap<String, Arc<Scraper>>,
     pub auth: Option<Arc<BasicAuth>>,
+    /// Set on every answer (the web config's `http_server_config.headers`).
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 pub fn router(app: App) -> Router {
     let auth = app.auth.clone();
+    let response_headers = Arc::new(app.response_headers.clone());
     let router = Router::new()
         .route("/", get(landing))
         .route("/metrics", get(metrics))
@@ -54,10 +57,29 @@ pub fn router(app: App) -> Router {
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(Arc::new(app));
-    match auth {
+    let router = match auth {
         Some(auth) => router.layer(middleware::from_fn_with_state(auth, require_basic_auth)),
         None => router,
+    };
+    // Outermost, so that refusals (401, 404) carry them too.
+    if response_headers.is_empty() {
+        router
+    } else {
+        router.layer(middleware::map_response_with_state(
+            response_headers,
+            set_headers,
+        ))
     }
+}
+
+async fn set_headers(
+    State(headers): State<Arc<Vec<(HeaderName, HeaderValue)>>>,
+    mut response: Response,
+) -> Response {
+    for (name, value) in headers.iter() {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
 }
 
 async fn require_basic_auth(

@@ -11,19 +11,32 @@
 //!   prometheus: $2y$10$...                          # bcrypt hash
 //! ```
 //!
+//! Also read: `min_version`/`max_version` (TLS12 and TLS13: rustls speaks no older version),
+//! `cipher_suites` and `curve_preferences` in Go's names (see [`go_names`]),
+//! `prefer_server_cipher_suites`, and `http_server_config` (`headers`, the five exporter-toolkit
+//! allows; `http2` is accepted and has no effect: the exporter speaks HTTP/1.1 only, which keeps
+//! the header-read deadline on every connection).
+//!
 //! Unknown keys are refused (exporter-toolkit parses strictly too): a misspelt key that
 //! silently disabled TLS or authentication would be worse than an exporter that does not
-//! start. Relative paths are relative to the file, as in exporter-toolkit.
+//! start. So are the keys not implemented (inline `cert`/`key`/`client_ca`,
+//! `client_allowed_sans`, `rate_limit`): ignoring an access restriction would open what the
+//! file meant to close. Relative paths are relative to the file, as in exporter-toolkit.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod go_names;
+
+use axum::http::{HeaderName, HeaderValue};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
+
+use go_names::TlsVersion;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
@@ -55,7 +68,43 @@ pub struct WebConfig {
     pub tls_server_config: Option<TlsServerConfig>,
     #[serde(default)]
     pub basic_auth_users: BTreeMap<String, String>,
+    #[serde(default)]
+    pub http_server_config: HttpServerConfig,
 }
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpServerConfig {
+    /// Accepted for compatibility; HTTP/1.1 is served either way.
+    #[serde(default = "yes")]
+    pub http2: bool,
+    /// Response headers, by exporter-toolkit's names; an empty value sets nothing.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Default for HttpServerConfig {
+    fn default() -> Self {
+        HttpServerConfig {
+            http2: true,
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The response headers exporter-toolkit lets a file set, and the values it accepts (`None`:
+/// any value).
+const RESPONSE_HEADERS: [(&str, Option<&[&str]>); 5] = [
+    ("Content-Security-Policy", None),
+    ("X-Frame-Options", Some(&["deny", "sameorigin"])),
+    ("X-Content-Type-Options", Some(&["nosniff"])),
+    ("X-XSS-Protection", None),
+    ("Strict-Transport-Security", None),
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,6 +115,18 @@ pub struct TlsServerConfig {
     pub client_auth_type: ClientAuthType,
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
+    #[serde(default = "TlsVersion::default_min")]
+    pub min_version: TlsVersion,
+    #[serde(default = "TlsVersion::default_max")]
+    pub max_version: TlsVersion,
+    /// TLS 1.2 suites in Go's names; empty keeps rustls' defaults.
+    #[serde(default)]
+    pub cipher_suites: Vec<String>,
+    #[serde(default = "yes")]
+    pub prefer_server_cipher_suites: bool,
+    /// Key-exchange groups in Go's names; empty keeps rustls' defaults.
+    #[serde(default)]
+    pub curve_preferences: Vec<String>,
 }
 
 /// exporter-toolkit's names, taken from Go's `tls.ClientAuthType`.
@@ -138,8 +199,44 @@ impl WebConfig {
                     tls.client_auth_type
                 )));
             }
+            go_names::protocol_versions(tls.min_version, tls.max_version).map_err(invalid)?;
+            go_names::cipher_suites(&tls.cipher_suites).map_err(invalid)?;
+            go_names::curves(&tls.curve_preferences).map_err(invalid)?;
         }
+        config.response_headers().map_err(invalid)?;
         Ok(config)
+    }
+
+    /// The headers of `http_server_config.headers`, checked as exporter-toolkit checks them.
+    pub fn response_headers(&self) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+        let mut headers = Vec::new();
+        for (name, value) in &self.http_server_config.headers {
+            let Some((_, allowed)) = RESPONSE_HEADERS.iter().find(|(n, _)| n == name) else {
+                let known: Vec<&str> = RESPONSE_HEADERS.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "http_server_config.headers: {name:?} cannot be set (allowed: {})",
+                    known.join(", ")
+                ));
+            };
+            if value.is_empty() {
+                continue;
+            }
+            if let Some(allowed) = allowed {
+                if !allowed.iter().any(|a| a.eq_ignore_ascii_case(value)) {
+                    return Err(format!(
+                        "http_server_config.headers.{name}: {value:?} is not one of {}",
+                        allowed.join(", ")
+                    ));
+                }
+            }
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                format!("http_server_config.headers.{name}: {value:?} is not a valid header value")
+            })?;
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| format!("http_server_config.headers: {name:?}: {e}"))?;
+            headers.push((name, value));
+        }
+        Ok(headers)
     }
 
     pub fn basic_auth(&self) -> Option<BasicAuth> {
@@ -171,10 +268,17 @@ impl WebConfig {
         }
         let key = PrivateKeyDer::from_pem_file(&tls.key_file)
             .map_err(|e| fail("private key", &tls.key_file, e.to_string()))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // Checked by `parse`; a config built by hand gets the same reasons here.
+        let tuning = |e: String| fail("TLS settings", path, e);
+        let versions =
+            go_names::protocol_versions(tls.min_version, tls.max_version).map_err(tuning)?;
+        let provider = Arc::new(go_names::provider(
+            &go_names::cipher_suites(&tls.cipher_suites).map_err(tuning)?,
+            &go_names::curves(&tls.curve_preferences).map_err(tuning)?,
+        ));
         let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| fail("protocol versions", &tls.cert_file, e.to_string()))?;
+            .with_protocol_versions(&versions)
+            .map_err(|e| fail("protocol versions", path, e.to_string()))?;
         let builder = match (&tls.client_ca_file, tls.client_auth_type) {
             (Some(ca_file), auth) if auth != ClientAuthType::NoClientCert => {
                 let mut roots = RootCertStore::empty();
@@ -205,6 +309,7 @@ impl WebConfig {
             .map_err(|e| fail("certificate and key", &tls.cert_file, e.to_string()))?;
         // HTTP/1.1 only: see http::serve (the header deadline must cover every connection).
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.ignore_client_order = tls.prefer_server_cipher_suites;
         Ok(Some(Arc::new(config)))
     }
 }
@@ -310,6 +415,101 @@ mod tests {
         )
         .unwrap_err();
         assert!(bad_type.to_string().contains("Maybe"), "{bad_type}");
+    }
+
+    #[test]
+    fn every_implemented_exporter_toolkit_key_parses() {
+        let text = "\
+tls_server_config:
+  cert_file: server.crt
+  key_file: server.key
+  min_version: TLS13
+  max_version: TLS13
+  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305]
+  prefer_server_cipher_suites: false
+  curve_preferences: [X25519, CurveP256]
+http_server_config:
+  http2: false
+  headers:
+    X-Frame-Options: DENY
+    X-Content-Type-Options: nosniff
+    Strict-Transport-Security: max-age=31536000
+    Content-Security-Policy: ''
+";
+        let parsed = config(text).unwrap();
+        let tls = parsed.tls_server_config.as_ref().unwrap();
+        assert_eq!(tls.min_version, TlsVersion::TLS13);
+        assert_eq!(tls.cipher_suites.len(), 2);
+        assert!(!tls.prefer_server_cipher_suites);
+        assert!(!parsed.http_server_config.http2);
+        let headers: Vec<String> = parsed
+            .response_headers()
+            .unwrap()
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+            .collect();
+        // The empty Content-Security-Policy sets nothing.
+        assert_eq!(
+            headers,
+            vec![
+                "strict-transport-security: max-age=31536000",
+                "x-content-type-options: nosniff",
+                "x-frame-options: DENY"
+            ]
+        );
+        let defaults = config("tls_server_config:\n  cert_file: a\n  key_file: b\n").unwrap();
+        let tls = defaults.tls_server_config.unwrap();
+        assert_eq!(
+            (tls.min_version, tls.max_version),
+            (TlsVersion::TLS12, TlsVersion::TLS13)
+        );
+        assert!(tls.prefer_server_cipher_suites && defaults.http_server_config.http2);
+    }
+
+    #[test]
+    fn tls_and_header_settings_that_cannot_be_honoured_are_refused() {
+        let tls = |extra: &str| {
+            config(&format!(
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n{extra}"
+            ))
+        };
+        for (extra, reason) in [
+            (
+                "  min_version: TLS11\n  max_version: TLS11\n",
+                "TLS12 and TLS13 only",
+            ),
+            (
+                "  min_version: TLS13\n  max_version: TLS12\n",
+                "above max_version",
+            ),
+            ("  min_version: TLS9\n", "TLS9"),
+            (
+                "  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n",
+                "TLS_RSA_WITH_AES_128_CBC_SHA",
+            ),
+            ("  curve_preferences: [CurveP521]\n", "CurveP521"),
+            (
+                "  client_allowed_sans: [prometheus]\n",
+                "client_allowed_sans",
+            ),
+            ("  cert: inline\n", "cert"),
+        ] {
+            let err = tls(extra).unwrap_err().to_string();
+            assert!(err.contains(reason), "{extra}: {err}");
+        }
+        for (headers, reason) in [
+            ("    X-Powered-By: me\n", "X-Powered-By"),
+            ("    X-Frame-Options: allow\n", "deny, sameorigin"),
+            ("    X-Content-Type-Options: sniff\n", "nosniff"),
+            ("    X-XSS-Protection: \"1\\nX: y\"\n", "valid header value"),
+        ] {
+            let err = config(&format!("http_server_config:\n  headers:\n{headers}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(reason), "{headers}: {err}");
+        }
+        let err = config("rate_limit:\n  interval: 1s\n  burst: 1\n").unwrap_err();
+        assert!(err.to_string().contains("rate_limit"), "{err}");
     }
 
     #[test]
