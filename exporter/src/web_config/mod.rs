@@ -129,6 +129,35 @@ pub struct TlsServerConfig {
     pub curve_preferences: Vec<String>,
 }
 
+impl TlsServerConfig {
+    /// What the file asks for can be done, and safely.
+    fn check(&self) -> Result<(), String> {
+        let needs_ca = matches!(
+            self.client_auth_type,
+            ClientAuthType::VerifyClientCertIfGiven | ClientAuthType::RequireAndVerifyClientCert
+        );
+        if needs_ca && self.client_ca_file.is_none() {
+            return Err(format!(
+                "client_auth_type {:?} needs client_ca_file",
+                self.client_auth_type
+            ));
+        }
+        if matches!(
+            self.client_auth_type,
+            ClientAuthType::RequestClientCert | ClientAuthType::RequireAnyClientCert
+        ) {
+            return Err(format!(
+                "client_auth_type {:?} (accepting unverified client certificates) is not supported; use VerifyClientCertIfGiven or RequireAndVerifyClientCert",
+                self.client_auth_type
+            ));
+        }
+        go_names::protocol_versions(self.min_version, self.max_version)?;
+        go_names::cipher_suites(&self.cipher_suites)?;
+        go_names::curves(&self.curve_preferences)?;
+        Ok(())
+    }
+}
+
 /// exporter-toolkit's names, taken from Go's `tls.ClientAuthType`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub enum ClientAuthType {
@@ -179,29 +208,7 @@ impl WebConfig {
             }
         }
         if let Some(tls) = &config.tls_server_config {
-            let needs_ca = matches!(
-                tls.client_auth_type,
-                ClientAuthType::VerifyClientCertIfGiven
-                    | ClientAuthType::RequireAndVerifyClientCert
-            );
-            if needs_ca && tls.client_ca_file.is_none() {
-                return Err(invalid(format!(
-                    "client_auth_type {:?} needs client_ca_file",
-                    tls.client_auth_type
-                )));
-            }
-            if matches!(
-                tls.client_auth_type,
-                ClientAuthType::RequestClientCert | ClientAuthType::RequireAnyClientCert
-            ) {
-                return Err(invalid(format!(
-                    "client_auth_type {:?} (accepting unverified client certificates) is not supported; use VerifyClientCertIfGiven or RequireAndVerifyClientCert",
-                    tls.client_auth_type
-                )));
-            }
-            go_names::protocol_versions(tls.min_version, tls.max_version).map_err(invalid)?;
-            go_names::cipher_suites(&tls.cipher_suites).map_err(invalid)?;
-            go_names::curves(&tls.curve_preferences).map_err(invalid)?;
+            tls.check().map_err(invalid)?;
         }
         config.response_headers().map_err(invalid)?;
         Ok(config)
