@@ -881,8 +881,8 @@ impl Lane {
         self.update_gauges()
     }
 
-    /// After a restart: actions that were running are re-attached (pid alive) or verified;
-    /// never started again. Approved-but-never-started ones run now.
+    /// After a restart or a takeover: actions that were running are re-attached (pid alive)
+    /// or verified; never started again. Approved-but-never-started ones run now.
     async fn reattach(&mut self) -> LaneResult<()> {
         let open: Vec<i64> = self
             .journal
@@ -896,26 +896,28 @@ impl Lane {
             .map(|a| a.id)
             .collect();
         for id in open {
-            let Some(record) = self.journal.action(id)? else {
-                continue;
-            };
-            tracing::info!(cluster = %self.cluster.name, id, state = record.state.as_str(), "resuming an action after restart");
-            match record.state {
-                ActionState::Approved => {
-                    self.execute(id, approved_by_person(&record)).await?;
-                }
-                ActionState::Running => self.resume_running(record).await?,
-                ActionState::Verifying => {
-                    let started = record
-                        .execution
-                        .as_ref()
-                        .map_or(record.plan.created_at, |e| e.started_at);
-                    self.verify(id, &record.plan, started).await?;
-                }
-                _ => {}
+            if let Some(record) = self.journal.action(id)? {
+                tracing::info!(cluster = %self.cluster.name, id, state = record.state.as_str(), "resuming an action after restart");
+                self.resume(record).await?;
             }
         }
         self.update_gauges()
+    }
+
+    /// Takes an open action up where the journal says it stands.
+    async fn resume(&mut self, record: ActionRecord) -> LaneResult<()> {
+        match record.state {
+            ActionState::Approved => self.execute(record.id, approved_by_person(&record)).await,
+            ActionState::Running => self.resume_running(record).await,
+            ActionState::Verifying => {
+                let started = record
+                    .execution
+                    .as_ref()
+                    .map_or(record.plan.created_at, |e| e.started_at);
+                self.verify(record.id, &record.plan, started).await
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn resume_running(&mut self, record: ActionRecord) -> LaneResult<()> {
@@ -982,14 +984,25 @@ impl Lane {
                 )?;
             }
         }
-        // Approvals journalled by another replica (or before a restart) run here.
-        for summary in self.journal.actions(Some(ActionState::Approved))? {
-            if summary.cluster != self.cluster.name {
-                continue;
-            }
-            if let Some(record) = self.journal.action(summary.id)? {
-                self.execute(summary.id, approved_by_person(&record))
-                    .await?;
+        // Approvals journalled by another replica (or before a restart) run here. So do
+        // actions left `running` or `verifying`: nothing runs in this lane while it ticks,
+        // so such an action lost its end to the journal (a PostgreSQL journal gone in the
+        // middle of it) and is taken up as after a restart, never started again.
+        for state in [
+            ActionState::Approved,
+            ActionState::Running,
+            ActionState::Verifying,
+        ] {
+            for summary in self.journal.actions(Some(state))? {
+                if summary.cluster != self.cluster.name {
+                    continue;
+                }
+                if let Some(record) = self.journal.action(summary.id)? {
+                    if record.state != ActionState::Approved {
+                        tracing::warn!(cluster = %self.cluster.name, id = record.id, state = record.state.as_str(), "an action lost its end to the journal; taking it up again");
+                    }
+                    self.resume(record).await?;
+                }
             }
         }
         self.update_gauges()

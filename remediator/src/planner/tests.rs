@@ -29,6 +29,8 @@ struct World {
     after: Arc<Mutex<Option<Snapshot>>>,
     commands: Arc<Mutex<Vec<CommandSpec>>>,
     probes: Arc<Mutex<u32>>,
+    /// Catalog reads so far: the first one tells the lane finished starting up.
+    reads: Arc<Mutex<u32>>,
 }
 
 impl World {
@@ -38,6 +40,7 @@ impl World {
             after: Arc::new(Mutex::new(after)),
             commands: Arc::new(Mutex::new(Vec::new())),
             probes: Arc::new(Mutex::new(0)),
+            reads: Arc::new(Mutex::new(0)),
         }
     }
 
@@ -51,6 +54,7 @@ struct ScriptedSource(World);
 #[async_trait]
 impl CatalogSource for ScriptedSource {
     async fn snapshot(&mut self) -> Snapshot {
+        *self.0.reads.lock().expect("lock") += 1;
         self.0.snapshot.lock().expect("lock").clone()
     }
     async fn request_fts_probe(&mut self) -> Result<bool, String> {
@@ -590,6 +594,75 @@ async fn restart_with_a_running_action_does_not_start_it_again() {
         .iter()
         .any(|c| c.detail.get("reattach").is_some());
     assert!(reattach, "{:?}", done[1].history);
+}
+
+/// The journal lost the end of an action while the lane ran it (a PostgreSQL journal gone
+/// in the middle, back later): the action stays `running` with its spawn journalled. The
+/// next tick takes it up as a restart would, by verifying, without a restart and without
+/// running the command again.
+#[tokio::test]
+async fn a_tick_takes_up_an_action_that_lost_its_end_to_the_journal() {
+    let world = World::new(testutil::unbalanced(), None);
+    let h = harness(&policy_text(""), world);
+    // The lane has started (its start-up re-attach is behind it) once it read the catalog.
+    eventually("the lane's first read", || {
+        (*h.world.reads.lock().expect("lock") > 0).then_some(())
+    })
+    .await;
+    let plan = NewAction {
+        created_at: Utc::now(),
+        cluster: "gp-prod".into(),
+        action: crate::actions::ActionKind::Recover,
+        rule: "recover-down-segments".into(),
+        targets: vec![2],
+        intent: "gp-prod/recover/2".into(),
+        digest: String::new(),
+        argv: vec!["gprecoverseg".into(), "-a".into()],
+        host: Some("mdw".into()),
+        approval_required: false,
+        expires_at: None,
+        event_id: None,
+    };
+    let running = StateChange {
+        at: Utc::now(),
+        state: ActionState::Running,
+        detail: serde_json::json!({"phase": "starting"}),
+    };
+    let id = h.journal.create_action(&plan, &running).expect("action");
+    let mut child = std::process::Command::new("true").spawn().expect("spawn");
+    let pid = child.id();
+    child.wait().expect("wait");
+    h.journal
+        .record_execution_start(
+            id,
+            &ExecutionStart {
+                started_at: Utc::now(),
+                pid: Some(pid),
+                pid_start_ticks: Some(1),
+                host: Some("mdw".into()),
+                argv: plan.argv.clone(),
+                log_path: h
+                    .dir
+                    .path()
+                    .join("runs/gp-prod/1.log")
+                    .display()
+                    .to_string(),
+                replica: None,
+            },
+        )
+        .expect("execution");
+
+    h.handle.tick();
+    let done = action_in(&h, ActionState::Succeeded).await;
+    assert_eq!(done.id, id);
+    assert!(h.world.commands().is_empty(), "never started again");
+    assert!(
+        done.history
+            .iter()
+            .any(|c| c.detail.get("reattach").is_some()),
+        "{:?}",
+        done.history
+    );
 }
 
 #[tokio::test]
