@@ -2,6 +2,11 @@
 //! processes). A range is chosen under an exclusive file lock and recorded in the same file
 //! with the reserving process's pid, so two labs never pick overlapping ranges even before
 //! their servers listen.
+//!
+//! Ranges avoid the kernel's ephemeral ports (`ip_local_port_range`, 32768-60999 by
+//! default): while an instance is down (killed, being recovered), any outgoing connection on
+//! the machine may be given its port as a source port, and the instance then cannot listen
+//! again ("Address already in use", even with SO_REUSEADDR).
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -69,9 +74,12 @@ pub fn reserve(count: u16, owner_pid: u32) -> Result<u16> {
     // ranges first; step in blocks of 100 to keep labs apart.
     let span = (LAST - FIRST) / 100;
     let start = owner_pid % span;
+    let ephemeral = ephemeral_ports();
+    // Where the ephemeral range covers everything (some containers), any free range will do.
+    let avoid_ephemeral = (0..span).any(|i| outside(FIRST + i * 100, count32, ephemeral));
     for i in 0..span {
         let base = FIRST + ((start + i) % span) * 100;
-        if base + count32 > LAST {
+        if base + count32 > LAST || (avoid_ephemeral && !outside(base, count32, ephemeral)) {
             continue;
         }
         let overlaps = live
@@ -102,4 +110,34 @@ pub fn reserve(count: u16, owner_pid: u32) -> Result<u16> {
     invalid(format!(
         "no {count} consecutive free ports between {FIRST} and {LAST}"
     ))
+}
+
+/// The kernel's ephemeral port range, when it can be read.
+fn ephemeral_ports() -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut bounds = text.split_whitespace().map(|w| w.parse::<u32>().ok());
+    Some((bounds.next()??, bounds.next()??))
+}
+
+/// Whether `count` ports from `base` stay clear of the `ephemeral` range.
+fn outside(base: u32, count: u32, ephemeral: Option<(u32, u32)>) -> bool {
+    ephemeral.is_none_or(|(lo, hi)| base + count <= lo || base > hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_stay_clear_of_the_ephemeral_ports() {
+        let linux = Some((32768, 60999));
+        assert!(outside(20000, 10, linux));
+        assert!(outside(32700, 68, linux));
+        assert!(!outside(32700, 69, linux));
+        assert!(!outside(46600, 10, linux));
+        assert!(outside(46600, 10, None));
+        // A machine whose ephemeral range covers FIRST..LAST leaves nothing outside it.
+        let everything = Some((1024, 65535));
+        assert!(!(0..(LAST - FIRST) / 100).any(|i| outside(FIRST + i * 100, 10, everything)));
+    }
 }

@@ -170,7 +170,35 @@ pub fn pg_ctl_start(datadir: &Path, log: &Path) -> Result<()> {
     // pg_ctl leaves the postmaster attached to our stdout/stderr otherwise, which keeps
     // pipes of callers (tests capturing output) open forever.
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    run(cmd).map(|_| ())
+    run(cmd).map(|_| ()).map_err(|e| match e {
+        // "Examine the log output" names no reason: the server's last words do.
+        Error::Command {
+            command,
+            status,
+            output,
+        } => Error::Command {
+            command,
+            status,
+            output: format!(
+                "{output}\nlast lines of {}:\n{}",
+                log.display(),
+                tail(log, 15)
+            ),
+        },
+        other => other,
+    })
+}
+
+/// The last `lines` lines of a server log (which only its owner may read: we are root or
+/// that owner).
+fn tail(log: &Path, lines: usize) -> String {
+    match std::fs::read_to_string(log) {
+        Ok(text) => {
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("(unreadable: {e})"),
+    }
 }
 
 /// `pg_ctl stop -m MODE`; stopping a server that is not running is not an error.
