@@ -202,16 +202,11 @@ fn mirror_state(port: u16) -> MirrorState {
     match conn::probe(port, PROBE_TIMEOUT) {
         Probe::Rejecting => MirrorState::InRecovery,
         Probe::Up => {
+            // Unknown counts as in recovery: promoting a promoted server only fails.
             let in_recovery = conn::connect(port)
-                .and_then(|mut c| {
-                    c.query_one("SELECT pg_is_in_recovery()", &[])
-                        .map(|r| r.get::<_, bool>(0))
-                        .map_err(|e| crate::Error::Sql {
-                            context: format!("asking port {port} whether it is in recovery"),
-                            source: e,
-                        })
-                })
-                .unwrap_or(true);
+                .ok()
+                .and_then(|mut c| c.query_one("SELECT pg_is_in_recovery()", &[]).ok())
+                .is_none_or(|r| r.get::<_, bool>(0));
             if in_recovery {
                 MirrorState::InRecovery
             } else {
