@@ -525,49 +525,59 @@ async fn rejected_and_stale_approvals_never_run() {
     assert!(h.world.commands().is_empty());
 }
 
+/// Journals a recover of dbid 2 as `running`, with the spawn of a command that is gone now
+/// (its pid exited): what a crash, or a journal lost mid-action, leaves behind.
+fn journal_running_recover(
+    journal: &dyn Journal,
+    dir: &std::path::Path,
+) -> (i64, NewAction, StateChange) {
+    let plan = NewAction {
+        created_at: Utc::now(),
+        cluster: "gp-prod".into(),
+        action: crate::actions::ActionKind::Recover,
+        rule: "recover-down-segments".into(),
+        targets: vec![2],
+        intent: "gp-prod/recover/2".into(),
+        digest: String::new(),
+        argv: vec!["gprecoverseg".into(), "-a".into()],
+        host: Some("mdw".into()),
+        approval_required: false,
+        expires_at: None,
+        event_id: None,
+    };
+    let running = StateChange {
+        at: Utc::now(),
+        state: ActionState::Running,
+        detail: serde_json::json!({"phase": "starting"}),
+    };
+    let id = journal.create_action(&plan, &running).expect("action");
+    let mut child = std::process::Command::new("true").spawn().expect("spawn");
+    let pid = child.id();
+    child.wait().expect("wait");
+    journal
+        .record_execution_start(
+            id,
+            &ExecutionStart {
+                started_at: Utc::now(),
+                pid: Some(pid),
+                pid_start_ticks: Some(1),
+                host: Some("mdw".into()),
+                argv: plan.argv.clone(),
+                log_path: dir.join("runs/gp-prod/1.log").display().to_string(),
+                replica: None,
+            },
+        )
+        .expect("execution");
+    (id, plan, running)
+}
+
 #[tokio::test]
 async fn restart_with_a_running_action_does_not_start_it_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A previous run journalled "running" and the spawn of a command that is gone now.
     {
         let journal = SqliteJournal::open(&dir.path().join("journal.db")).expect("journal");
-        let plan = NewAction {
-            created_at: Utc::now(),
-            cluster: "gp-prod".into(),
-            action: crate::actions::ActionKind::Recover,
-            rule: "recover-down-segments".into(),
-            targets: vec![2],
-            intent: "gp-prod/recover/2".into(),
-            digest: String::new(),
-            argv: vec!["gprecoverseg".into(), "-a".into()],
-            host: Some("mdw".into()),
-            approval_required: false,
-            expires_at: None,
-            event_id: None,
-        };
-        let running = StateChange {
-            at: Utc::now(),
-            state: ActionState::Running,
-            detail: serde_json::json!({"phase": "starting"}),
-        };
-        let id = journal.create_action(&plan, &running).expect("action");
-        let mut child = std::process::Command::new("true").spawn().expect("spawn");
-        let pid = child.id();
-        child.wait().expect("wait");
-        journal
-            .record_execution_start(
-                id,
-                &ExecutionStart {
-                    started_at: Utc::now(),
-                    pid: Some(pid),
-                    pid_start_ticks: Some(1),
-                    host: Some("mdw".into()),
-                    argv: plan.argv.clone(),
-                    log_path: dir.path().join("runs/gp-prod/1.log").display().to_string(),
-                    replica: None,
-                },
-            )
-            .expect("execution");
+        let (_, plan, running) = journal_running_recover(&journal, dir.path());
         // A second one crashed between "running" and the spawn record.
         let second = NewAction {
             intent: "gp-prod/recover/3".into(),
@@ -609,48 +619,7 @@ async fn a_tick_takes_up_an_action_that_lost_its_end_to_the_journal() {
         (*h.world.reads.lock().expect("lock") > 0).then_some(())
     })
     .await;
-    let plan = NewAction {
-        created_at: Utc::now(),
-        cluster: "gp-prod".into(),
-        action: crate::actions::ActionKind::Recover,
-        rule: "recover-down-segments".into(),
-        targets: vec![2],
-        intent: "gp-prod/recover/2".into(),
-        digest: String::new(),
-        argv: vec!["gprecoverseg".into(), "-a".into()],
-        host: Some("mdw".into()),
-        approval_required: false,
-        expires_at: None,
-        event_id: None,
-    };
-    let running = StateChange {
-        at: Utc::now(),
-        state: ActionState::Running,
-        detail: serde_json::json!({"phase": "starting"}),
-    };
-    let id = h.journal.create_action(&plan, &running).expect("action");
-    let mut child = std::process::Command::new("true").spawn().expect("spawn");
-    let pid = child.id();
-    child.wait().expect("wait");
-    h.journal
-        .record_execution_start(
-            id,
-            &ExecutionStart {
-                started_at: Utc::now(),
-                pid: Some(pid),
-                pid_start_ticks: Some(1),
-                host: Some("mdw".into()),
-                argv: plan.argv.clone(),
-                log_path: h
-                    .dir
-                    .path()
-                    .join("runs/gp-prod/1.log")
-                    .display()
-                    .to_string(),
-                replica: None,
-            },
-        )
-        .expect("execution");
+    let (id, _, _) = journal_running_recover(h.journal.as_ref(), h.dir.path());
 
     h.handle.tick();
     let done = action_in(&h, ActionState::Succeeded).await;
