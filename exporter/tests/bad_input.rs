@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use greenplum_test_support::{exchange, request_bytes, slow_client, Answer, GUARD};
+use greenplum_test_support::{exchange, join_cut, request_bytes, slow_crowd, Answer, GUARD};
 
 const BIN: &str = env!("CARGO_BIN_EXE_greenplum-exporter");
 
@@ -365,29 +365,17 @@ fn probe_targets_are_names_never_addresses() {
 fn slow_clients_are_cut_while_others_are_served() {
     let mut exporter = Exporter::start(&[]);
     let address = exporter.address;
-    let mut clients = Vec::new();
     // 15 connect and say nothing, 25 trickle their headers, 10 trickle a body.
-    for _ in 0..15 {
-        clients.push((
-            "silent",
-            thread::spawn(move || slow_client(address, vec![], vec![])),
-        ));
-    }
-    for _ in 0..25 {
-        let head = b"GET /metrics HTTP/1.1\r\nHost: e\r\n".to_vec();
-        let trickle = b"X-Slow: aaaaaaaa\r\n".to_vec();
-        clients.push((
-            "slow headers",
-            thread::spawn(move || slow_client(address, head, trickle)),
-        ));
-    }
-    for _ in 0..10 {
-        let head = b"GET /metrics HTTP/1.1\r\nHost: e\r\nContent-Length: 60000\r\n\r\n".to_vec();
-        clients.push((
-            "slow body",
-            thread::spawn(move || slow_client(address, head, b"x".to_vec())),
-        ));
-    }
+    let clients = slow_crowd(
+        address,
+        15,
+        (25, b"GET /metrics HTTP/1.1\r\nHost: e\r\n"),
+        (
+            10,
+            b"GET /metrics HTTP/1.1\r\nHost: e\r\nContent-Length: 60000\r\n\r\n",
+            b"x",
+        ),
+    );
     thread::sleep(Duration::from_millis(500));
     let open = clients
         .iter()
@@ -400,12 +388,7 @@ fn slow_clients_are_cut_while_others_are_served() {
     // While they are all open, others are served.
     exporter.assert_alive("40 slow clients connected");
 
-    for (kind, client) in clients {
-        let outcome = client.join().expect("slow client thread");
-        assert!(
-            outcome.closed,
-            "{kind}: never closed by the server: {outcome:?}"
-        );
+    for (kind, outcome) in join_cut(clients) {
         match kind {
             // The body is never waited for: answered at once, then the connection ends.
             "slow body" => assert_eq!(outcome.answer.status, Some(200), "{outcome:?}"),

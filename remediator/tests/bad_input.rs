@@ -12,7 +12,9 @@ use std::thread;
 use std::time::Duration;
 
 use common::*;
-use greenplum_test_support::{exchange, read_answer, request_bytes, slow_client, Answer, GUARD};
+use greenplum_test_support::{
+    exchange, join_cut, read_answer, request_bytes, slow_crowd, Answer, GUARD,
+};
 
 /// `--web.read-timeout` of these tests: short, so slow clients are cut quickly.
 const READ_TIMEOUT: &str = "2s";
@@ -309,34 +311,18 @@ fn invalid_utf8_deep_json_and_wrong_content_types() {
 fn slow_clients_are_cut_while_others_are_served() {
     let server = Server::start();
     let address = server.address;
-    let mut clients = Vec::new();
     // 10 connect and say nothing, 20 trickle their headers, 20 trickle a webhook body.
-    for _ in 0..10 {
-        clients.push((
-            "silent",
-            thread::spawn(move || slow_client(address, vec![], vec![])),
-        ));
-    }
-    for _ in 0..20 {
-        let head = b"GET /metrics HTTP/1.1\r\nHost: r\r\n".to_vec();
-        let trickle = b"X-Slow: aaaaaaaa\r\n".to_vec();
-        clients.push((
-            "slow headers",
-            thread::spawn(move || slow_client(address, head, trickle)),
-        ));
-    }
-    for _ in 0..20 {
-        let head = format!(
-            "POST /api/v1/alerts HTTP/1.1\r\nHost: r\r\n{}\r\nContent-Type: application/json\r\n\
-             Content-Length: 60000\r\n\r\n",
-            server.auth()
-        )
-        .into_bytes();
-        clients.push((
-            "slow body",
-            thread::spawn(move || slow_client(address, head, b"{".to_vec())),
-        ));
-    }
+    let body_head = format!(
+        "POST /api/v1/alerts HTTP/1.1\r\nHost: r\r\n{}\r\nContent-Type: application/json\r\n\
+         Content-Length: 60000\r\n\r\n",
+        server.auth()
+    );
+    let clients = slow_crowd(
+        address,
+        10,
+        (20, b"GET /metrics HTTP/1.1\r\nHost: r\r\n"),
+        (20, body_head.as_bytes(), b"{"),
+    );
     // Give every slow client time to connect and start trickling, then serve others
     // while all 50 are open.
     thread::sleep(Duration::from_millis(500));
@@ -350,12 +336,7 @@ fn slow_clients_are_cut_while_others_are_served() {
 
     // Each slow client is cut by the server: silent and slow-header ones are closed, slow
     // bodies are answered 408.
-    for (kind, client) in clients {
-        let outcome = client.join().expect("slow client thread");
-        assert!(
-            outcome.closed,
-            "{kind}: never closed by the server: {outcome:?}"
-        );
+    for (kind, outcome) in join_cut(clients) {
         match kind {
             "slow body" => {
                 assert_eq!(outcome.answer.status, Some(408), "{kind}: {outcome:?}");

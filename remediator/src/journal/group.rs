@@ -360,6 +360,17 @@ mod tests {
         refusing("\0never sent")
     }
 
+    /// Journals a delivery of one alert and returns the id of the event it created.
+    fn new_event(journal: &dyn Journal, fingerprint: &str) -> i64 {
+        let inserted = journal
+            .record_delivery(Utc::now(), "{}", &[alert(fingerprint)])
+            .expect("delivery");
+        let Some(EventInsert::New(id)) = inserted.first().copied() else {
+            panic!("not written: {inserted:?}");
+        };
+        id
+    }
+
     fn alert(fingerprint: &str) -> Alert {
         Alert {
             status: AlertStatus::Firing,
@@ -609,12 +620,7 @@ mod tests {
     #[test]
     fn a_refused_decision_fails_only_its_own_sender() {
         let (_dir, journal) = sqlite();
-        let inserted = journal
-            .record_delivery(Utc::now(), "{}", &[alert("f1")])
-            .expect("delivery");
-        let Some(EventInsert::New(id)) = inserted.first().copied() else {
-            panic!("not written: {inserted:?}");
-        };
+        let id = new_event(journal.as_ref(), "f1");
         let (first, first_outcome) = std::sync::mpsc::channel();
         let (second, second_outcome) = std::sync::mpsc::channel();
         let (reply, mut delivered) = oneshot::channel();
@@ -646,12 +652,7 @@ mod tests {
     #[test]
     fn deliveries_and_decisions_share_one_transaction() {
         let (_dir, journal) = sqlite();
-        let inserted = journal
-            .record_delivery(Utc::now(), "{}", &[alert("f1")])
-            .expect("delivery");
-        let Some(EventInsert::New(id)) = inserted.first().copied() else {
-            panic!("not written: {inserted:?}");
-        };
+        let id = new_event(journal.as_ref(), "f1");
         let deliveries = [delivery("d", &["f1", "f2"])];
         let decisions = [decision(id)];
         let outcome = journal

@@ -9,6 +9,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// Upper bound of one exchange or of a slow client being cut: a guard against hanging,
@@ -173,6 +174,53 @@ pub fn slow_client(address: SocketAddr, head: Vec<u8>, trickle: Vec<u8>) -> Slow
         answer: parse_answer(&received),
         closed,
     }
+}
+
+/// Running slow clients, each with its kind (`silent`, `slow headers`, `slow body`).
+pub type SlowClients = Vec<(&'static str, JoinHandle<SlowOutcome>)>;
+
+/// A slowloris crowd against `address`: `silent` clients connect and say nothing,
+/// `slow_headers` send `header_head` and then trickle a header line, `slow_bodies` send
+/// `body_head` (headers announcing a body) and then trickle `body_trickle`.
+pub fn slow_crowd(
+    address: SocketAddr,
+    silent: usize,
+    (slow_headers, header_head): (usize, &[u8]),
+    (slow_bodies, body_head, body_trickle): (usize, &[u8], &[u8]),
+) -> SlowClients {
+    let mut clients: SlowClients = Vec::new();
+    let mut spawn = |kind, head: &[u8], trickle: &[u8]| {
+        let (head, trickle) = (head.to_vec(), trickle.to_vec());
+        clients.push((
+            kind,
+            thread::spawn(move || slow_client(address, head, trickle)),
+        ));
+    };
+    for _ in 0..silent {
+        spawn("silent", b"", b"");
+    }
+    for _ in 0..slow_headers {
+        spawn("slow headers", header_head, b"X-Slow: aaaaaaaa\r\n");
+    }
+    for _ in 0..slow_bodies {
+        spawn("slow body", body_head, body_trickle);
+    }
+    clients
+}
+
+/// Waits for every slow client and checks the server closed each one.
+pub fn join_cut(clients: SlowClients) -> Vec<(&'static str, SlowOutcome)> {
+    clients
+        .into_iter()
+        .map(|(kind, client)| {
+            let outcome = client.join().expect("slow client thread");
+            assert!(
+                outcome.closed,
+                "{kind}: never closed by the server: {outcome:?}"
+            );
+            (kind, outcome)
+        })
+        .collect()
 }
 
 #[cfg(test)]
