@@ -8,19 +8,8 @@
 
 use greenplum_catalog::endpoint::{classify_rejection, last_replayed_from_detail};
 use greenplum_catalog::{parse_version, Dialect, EndpointState, Lsn, Product, VersionError};
+use greenplum_test_support::proptest_config;
 use proptest::prelude::*;
-
-/// `PROPTEST_CASES` when set, else `default`.
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // version()
@@ -76,7 +65,7 @@ fn expected_dialect(major: u32) -> Dialect {
 }
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(proptest_config(512))]
 
     #[test]
     fn version_never_panics_on_any_text(text in any::<String>()) {
@@ -182,7 +171,7 @@ fn lsn_like() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(config(1024))]
+    #![proptest_config(proptest_config(1024))]
 
     /// Every position prints as `X/Y` and parses back to itself.
     #[test]
@@ -251,7 +240,7 @@ fn model_in_recovery(sqlstate: &str, message: &str) -> bool {
 }
 
 proptest! {
-    #![proptest_config(config(1024))]
+    #![proptest_config(proptest_config(1024))]
 
     #[test]
     fn classifier_agrees_with_the_model(

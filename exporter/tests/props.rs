@@ -10,23 +10,8 @@ use greenplum_exporter::clusters::ClustersFile;
 use greenplum_exporter::exposition::negotiate;
 use greenplum_exporter::http::scrape_budget;
 use greenplum_exporter::metrics::Format;
+use greenplum_test_support::proptest_config;
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
-
-/// `PROPTEST_CASES` when set, else `default`.
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
 
 const TIMEOUT_HEADER: &str = "X-Prometheus-Scrape-Timeout-Seconds";
 
@@ -98,7 +83,7 @@ fn model(ranges: &[Range]) -> Format {
 }
 
 proptest! {
-    #![proptest_config(config(1024))]
+    #![proptest_config(proptest_config(1024))]
 
     #[test]
     fn negotiation_never_panics(accept in any::<String>()) {

@@ -101,14 +101,6 @@ fn cli(server: &Server, args: &[&str], tls: &[String]) -> Output {
         .expect("run the CLI")
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// Runs `args` until it succeeds (the listener may not be up yet); panics after `GUARD`.
 fn until_served(server: &mut Server, args: &[&str], tls: &[String]) -> Output {
     let deadline = Instant::now() + GUARD;
@@ -124,7 +116,7 @@ fn until_served(server: &mut Server, args: &[&str], tls: &[String]) -> Output {
         assert!(
             Instant::now() < deadline,
             "never served: {}\n{log}",
-            text(&output)
+            output_text(&output)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -142,9 +134,13 @@ fn the_cli_reaches_a_tls_server_and_verifies_it() {
         format!("--auth.token-file={}", alice.display()),
     ];
     let output = until_served(&mut server, &["actions", "list"], &tls);
-    assert!(text(&output).trim().is_empty(), "{}", text(&output));
+    assert!(
+        output_text(&output).trim().is_empty(),
+        "{}",
+        output_text(&output)
+    );
     let output = cli(&server, &["pause", "--reason=over TLS"], &tls);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     let answer: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(answer["who"], "alice");
 
@@ -155,7 +151,11 @@ fn the_cli_reaches_a_tls_server_and_verifies_it() {
         &[format!("--auth.token-file={}", alice.display())],
     );
     assert!(!output.status.success());
-    assert!(text(&output).contains("UnknownIssuer"), "{}", text(&output));
+    assert!(
+        output_text(&output).contains("UnknownIssuer"),
+        "{}",
+        output_text(&output)
+    );
     // A certificate from another CA is refused the same way.
     let rogue = write(dir.path(), "rogue.pem", &Ca::new("rogue").pem());
     let output = cli(
@@ -164,7 +164,11 @@ fn the_cli_reaches_a_tls_server_and_verifies_it() {
         &[format!("--tls.ca-file={}", rogue.display())],
     );
     assert!(!output.status.success());
-    assert!(text(&output).contains("UnknownIssuer"), "{}", text(&output));
+    assert!(
+        output_text(&output).contains("UnknownIssuer"),
+        "{}",
+        output_text(&output)
+    );
     // Half a client identity is a usage error, said before any connection.
     let output = cli(
         &server,
@@ -173,9 +177,9 @@ fn the_cli_reaches_a_tls_server_and_verifies_it() {
     );
     assert!(!output.status.success());
     assert!(
-        text(&output).contains("--tls.cert-file and --tls.key-file go together"),
+        output_text(&output).contains("--tls.cert-file and --tls.key-file go together"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
     let empty = write(dir.path(), "empty.pem", "");
     let output = cli(
@@ -185,9 +189,9 @@ fn the_cli_reaches_a_tls_server_and_verifies_it() {
     );
     assert!(!output.status.success());
     assert!(
-        text(&output).contains("no CERTIFICATE block"),
+        output_text(&output).contains("no CERTIFICATE block"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
 }
 
@@ -213,14 +217,18 @@ fn the_cli_presents_a_client_certificate_to_an_mtls_server() {
     ];
     until_served(&mut server, &["actions", "list"], &tls);
     let output = cli(&server, &["pause", "--reason=over mTLS"], &tls);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     let answer: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(answer["who"], "alice");
 
     // The same CLI without its certificate gets no answer at all.
     let output = cli(&server, &["actions", "list"], &tls[..1]);
     assert!(!output.status.success());
-    assert!(!text(&output).contains("HTTP 2"), "{}", text(&output));
+    assert!(
+        !output_text(&output).contains("HTTP 2"),
+        "{}",
+        output_text(&output)
+    );
     // A certificate from another CA neither.
     let rogue = Ca::new("rogue");
     let (cert, key) = rogue.client("alice");
@@ -244,7 +252,11 @@ fn the_cli_presents_a_client_certificate_to_an_mtls_server() {
     // decision still needs an operator's token.
     let output = cli(&server, &["resume", "--reason=no token"], &tls[..3]);
     assert!(!output.status.success());
-    assert!(text(&output).contains("401"), "{}", text(&output));
+    assert!(
+        output_text(&output).contains("401"),
+        "{}",
+        output_text(&output)
+    );
 }
 
 /// With `--auth.operator-client-cert`, a verified client certificate whose subject CN is an
@@ -283,20 +295,24 @@ fn an_operator_can_be_named_by_their_client_certificate() {
         &["pause", "--reason=by certificate", "--who=mallory"],
         &alice,
     );
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     let answer: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(answer["who"], "alice");
 
     let alertmanager = identity("alertmanager");
     let output = cli(&server, &["actions", "list"], &alertmanager);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     let output = cli(
         &server,
         &["resume", "--reason=not an operator"],
         &alertmanager,
     );
     assert!(!output.status.success());
-    assert!(text(&output).contains("401"), "{}", text(&output));
+    assert!(
+        output_text(&output).contains("401"),
+        "{}",
+        output_text(&output)
+    );
 
     // Without a client CA there are no verified certificates to name anyone.
     let output = Command::new(BIN)
@@ -319,8 +335,8 @@ fn an_operator_can_be_named_by_their_client_certificate() {
         .expect("run");
     assert!(!output.status.success());
     assert!(
-        text(&output).contains("--auth.operator-client-cert needs"),
+        output_text(&output).contains("--auth.operator-client-cert needs"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
 }

@@ -2,6 +2,8 @@
 //! chains to the configured CA is authenticated (no token needed); a client without a
 //! certificate, with one from another CA, or speaking plain HTTP gets no answer at all.
 
+#[path = "common/certs.rs"]
+mod certs;
 mod common;
 
 use std::io::{Read, Write};
@@ -11,39 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use certs::Ca;
 use common::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let key = KeyPair::generate().expect("key");
-        Ca {
-            issuer: CertifiedIssuer::self_signed(params, key).expect("CA"),
-        }
-    }
-
-    /// A leaf certificate and its key, PEM encoded.
-    fn leaf(&self, names: &[&str], purpose: ExtendedKeyUsagePurpose) -> (String, String) {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).expect("params");
-        params.extended_key_usages = vec![purpose];
-        let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &self.issuer).expect("sign");
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 struct Identity {
     chain: Vec<CertificateDer<'static>>,
@@ -51,7 +24,6 @@ struct Identity {
 }
 
 fn identity(cert: &str, key: &str) -> Identity {
-    use rustls::pki_types::pem::PemObject;
     Identity {
         chain: CertificateDer::pem_slice_iter(cert.as_bytes())
             .collect::<Result<_, _>>()
@@ -133,14 +105,10 @@ fn client_certificates_from_the_ca_authenticate_and_nothing_else_gets_in() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = Ca::new("remediator clients and server CA");
     let rogue = Ca::new("some other CA");
-    let (server_cert, server_key) = ca.leaf(
-        &["localhost", "127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    let (client_cert, client_key) = ca.leaf(&["alertmanager"], ExtendedKeyUsagePurpose::ClientAuth);
-    let (rogue_cert, rogue_key) =
-        rogue.leaf(&["alertmanager"], ExtendedKeyUsagePurpose::ClientAuth);
-    let server_ca = ca.issuer.der().clone();
+    let (server_cert, server_key) = ca.server(&["localhost", "127.0.0.1"]);
+    let (client_cert, client_key) = ca.client("alertmanager");
+    let (rogue_cert, rogue_key) = rogue.client("alertmanager");
+    let server_ca = CertificateDer::from_pem_slice(ca.pem().as_bytes()).expect("CA");
     let good = identity(&client_cert, &client_key);
     let stranger = identity(&rogue_cert, &rogue_key);
 
@@ -173,7 +141,7 @@ fn client_certificates_from_the_ca_authenticate_and_nothing_else_gets_in() {
         ))
         .arg(format!(
             "--web.tls-client-ca-file={}",
-            write(dir.path(), "ca.pem", &ca.issuer.pem()).display()
+            write(dir.path(), "ca.pem", &ca.pem()).display()
         ))
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone().expect("log")))

@@ -57,14 +57,6 @@ fn cli(remediator: &Remediator, token_file: &Path, who: &str, args: &[&str]) -> 
         .expect("run the CLI")
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn controls(journal: &JournalReader) -> i64 {
     journal.count("SELECT COUNT(*) FROM controls")
 }
@@ -116,7 +108,7 @@ fn the_webhook_token_cannot_decide_and_operators_are_named_by_their_token() {
         &["pause", "--reason=maintenance"],
     );
     assert!(!output.status.success());
-    let said = text(&output);
+    let said = output_text(&output);
     assert!(
         said.contains("403") && said.contains("operator's own token"),
         "{said}"
@@ -143,7 +135,7 @@ fn the_webhook_token_cannot_decide_and_operators_are_named_by_their_token() {
         "alice",
         &["pause", "--reason=disk maintenance"],
     );
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     let answer: Value = serde_json::from_slice(&output.stdout).expect("JSON answer");
     assert_eq!(answer["who"], "bob");
     assert_eq!(remediator.metric("greenplum_remediator_paused"), Some(1.0));
@@ -154,7 +146,7 @@ fn the_webhook_token_cannot_decide_and_operators_are_named_by_their_token() {
         "alice",
         &["resume", "--reason=done"],
     );
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     assert_eq!(
         journal.count(
             "SELECT COUNT(*) FROM controls WHERE kind = 'pause' AND who = 'bob'
@@ -238,7 +230,7 @@ fn a_bad_operators_file_stops_serve_with_its_line() {
             .arg(format!("--auth.operators-file={}", operators.display()))
             .output()
             .expect("run");
-        let said = text(&output);
+        let said = output_text(&output);
         assert!(!output.status.success(), "{what}: served");
         assert!(said.contains(expected), "{what}: {said}");
         assert!(
@@ -275,7 +267,7 @@ fn without_operators_the_claimed_identity_is_announced_and_marked() {
         "carol",
         &["pause", "--reason=maintenance"],
     );
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     assert_eq!(
         journal.count(
             "SELECT COUNT(*) FROM controls WHERE who = 'carol'
@@ -287,14 +279,6 @@ fn without_operators_the_claimed_identity_is_announced_and_marked() {
 
 const CLUSTER: &str = "gp-operators";
 
-const APPROVAL_RULE: &str = r#"  - name: recover-with-approval
-    match:
-      alertname: GreenplumSegmentDown
-      labels: ['remediation="recover"']
-    action: recover
-    approval: required
-"#;
-
 /// On a live lab, an action waiting for approval: the webhook's token cannot approve it
 /// (403, no approval row, still waiting, nothing ran); alice's token, through the CLI that
 /// claims to be `mallory`, approves it, the journal and the API say alice, and it runs once.
@@ -305,7 +289,11 @@ fn an_approval_is_recorded_as_the_operator_whose_token_made_it() {
     let lab = lab_up(2);
     let wrap = ToolWrap::install(dir.path(), &lab.bin_dir());
     let policy = dir.path().join("policy.yml");
-    std::fs::write(&policy, lab_policy(CLUSTER, &lab, &wrap, APPROVAL_RULE)).expect("policy");
+    std::fs::write(
+        &policy,
+        lab_policy(CLUSTER, &lab, &wrap, RECOVER_WITH_APPROVAL),
+    )
+    .expect("policy");
     let operators = operators_file(dir.path());
     let mut config = ServeConfig::new(dir.path(), &policy);
     config.extra = vec![format!("--auth.operators-file={}", operators.display())];
@@ -332,7 +320,11 @@ fn an_approval_is_recorded_as_the_operator_whose_token_made_it() {
         &["actions", "approve", &id.to_string(), "--reason=looks fine"],
     );
     assert!(!output.status.success(), "the webhook token approved");
-    assert!(text(&output).contains("403"), "{}", text(&output));
+    assert!(
+        output_text(&output).contains("403"),
+        "{}",
+        output_text(&output)
+    );
     assert_eq!(journal.count("SELECT COUNT(*) FROM approvals"), 0);
     assert_eq!(remediator.action(id)["state"], "awaiting_approval");
     assert!(wrap.invocations().is_empty(), "something ran");
@@ -349,7 +341,7 @@ fn an_approval_is_recorded_as_the_operator_whose_token_made_it() {
             "--reason=checked the hosts",
         ],
     );
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     let done = remediator.wait_action_state(
         id,
         &["succeeded", "failed", "refused", "rejected", "expired"],

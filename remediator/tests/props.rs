@@ -12,25 +12,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use greenplum_remediator::actions::ActionKind;
 use greenplum_remediator::alert::{Alert, AlertStatus, PayloadError, WebhookPayload};
 use greenplum_remediator::policy::{Approval, Executor, Policy, PolicyIssue};
+use greenplum_test_support::proptest_config;
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use serde_json::{json, Value};
-
-/// `PROPTEST_CASES` when set, else `default`.
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        // Failures are saved next to this file (tests/props.proptest-regressions).
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
 
 // =============================================================================================
 // Webhook payloads
@@ -271,7 +255,7 @@ fn mutated() -> impl Strategy<Value = (WebhookPayload, Mutation)> {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(proptest_config(256))]
 
     /// Any bytes: an answer, never a panic; whatever is accepted is a version 4 payload
     /// whose alerts all have a fingerprint.
@@ -747,7 +731,7 @@ fn yaml_soup() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(proptest_config(256))]
 
     #[test]
     fn policy_parser_never_panics(text in prop_oneof![any::<String>(), yaml_soup()]) {

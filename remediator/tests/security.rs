@@ -661,14 +661,6 @@ fn secrets_stay_out_of_logs_metrics_api_journal_and_argv() {
 
 const CLUSTER: &str = "gp-approvals";
 
-const APPROVAL_RULE: &str = r#"  - name: recover-with-approval
-    match:
-      alertname: GreenplumSegmentDown
-      labels: ['remediation="recover"']
-    action: recover
-    approval: required
-"#;
-
 /// The CLI as an operator named `who` runs it; the output, success or not.
 fn cli_as(remediator: &Remediator, who: &str, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -722,7 +714,11 @@ fn approvals_are_authenticated_attributed_and_bound_to_the_plan() {
     let lab = lab_up(2);
     let wrap = ToolWrap::install(dir.path(), &lab.bin_dir());
     let policy = dir.path().join("policy.yml");
-    std::fs::write(&policy, lab_policy(CLUSTER, &lab, &wrap, APPROVAL_RULE)).expect("policy");
+    std::fs::write(
+        &policy,
+        lab_policy(CLUSTER, &lab, &wrap, RECOVER_WITH_APPROVAL),
+    )
+    .expect("policy");
     let remediator = Remediator::start(ServeConfig::new(dir.path(), &policy));
     let journal = JournalReader::open(&remediator.config.journal);
 

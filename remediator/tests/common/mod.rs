@@ -70,6 +70,24 @@ pub const RECOVER_DOWN_SEGMENTS: &str = r#"  - name: recover-down-segments
     approval: auto
 "#;
 
+/// The same rule with a person's approval required.
+pub const RECOVER_WITH_APPROVAL: &str = r#"  - name: recover-with-approval
+    match:
+      alertname: GreenplumSegmentDown
+      labels: ['remediation="recover"']
+    action: recover
+    approval: required
+"#;
+
+/// What a finished process printed, stdout then stderr.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// Writes `dir/policy.yml`: one cluster `gp` at port 1 (nothing there) and no rules, for
 /// tests that end at start-up checks or never reach a cluster.
 pub fn minimal_policy(dir: &Path) -> PathBuf {

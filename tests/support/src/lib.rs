@@ -6,6 +6,8 @@
 //! clients). Reading and parsing such answers is the same work on both sides; it lives here
 //! once so a fix to it (a reset after the answer, a chunked body) reaches both. Dev-only:
 //! panics on a broken connection, which is what a test wants.
+//!
+//! Also the one proptest configuration of the property tests (the fuzz targets).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -221,6 +223,23 @@ pub fn join_cut(clients: SlowClients) -> Vec<(&'static str, SlowOutcome)> {
             (kind, outcome)
         })
         .collect()
+}
+
+/// Settings for a property test: `PROPTEST_CASES` cases when set, else `default`; a failing
+/// case is saved next to the test file (`tests/props.proptest-regressions`) and replayed first
+/// on every later run, so a found crash stays a regression test.
+pub fn proptest_config(default: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..proptest::test_runner::Config::default()
+    }
 }
 
 #[cfg(test)]
