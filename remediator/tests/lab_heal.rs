@@ -17,7 +17,8 @@ use serde_json::Value;
 const CLUSTER: &str = "gp-lab";
 
 /// Put before [`RECOVER_DOWN_SEGMENTS`]: the first rule that matches decides.
-const RECOVER_WITH_APPROVAL: &str = r#"  - name: recover-with-approval
+/// Unlike the common `RECOVER_WITH_APPROVAL`, only alerts labelled `approval="required"`.
+const RECOVER_WHEN_LABELLED_FOR_APPROVAL: &str = r#"  - name: recover-with-approval
     match:
       alertname: GreenplumSegmentDown
       labels: ['remediation="recover"', 'approval="required"']
@@ -54,17 +55,13 @@ fn heals_a_lab_once_through_pause_duplicates_approval_crash_and_double_fault() {
     let wrap = ToolWrap::install(dir.path(), &lab.bin_dir());
     lab.load(5000).expect("load rows");
     let before = lab.checksum().expect("checksum");
-    let policy = dir.path().join("policy.yml");
-    std::fs::write(
-        &policy,
-        lab_policy(
-            CLUSTER,
-            &lab,
-            &wrap,
-            &format!("{RECOVER_WITH_APPROVAL}{RECOVER_DOWN_SEGMENTS}"),
-        ),
-    )
-    .expect("policy");
+    let policy = write_lab_policy(
+        dir.path(),
+        CLUSTER,
+        &lab,
+        &wrap,
+        &format!("{RECOVER_WHEN_LABELLED_FOR_APPROVAL}{RECOVER_DOWN_SEGMENTS}"),
+    );
     let mut remediator = Remediator::start(ServeConfig::new(dir.path(), &policy));
     let journal = JournalReader::open(&remediator.config.journal);
 

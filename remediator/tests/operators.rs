@@ -288,12 +288,7 @@ fn an_approval_is_recorded_as_the_operator_whose_token_made_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let lab = lab_up(2);
     let wrap = ToolWrap::install(dir.path(), &lab.bin_dir());
-    let policy = dir.path().join("policy.yml");
-    std::fs::write(
-        &policy,
-        lab_policy(CLUSTER, &lab, &wrap, RECOVER_WITH_APPROVAL),
-    )
-    .expect("policy");
+    let policy = write_lab_policy(dir.path(), CLUSTER, &lab, &wrap, RECOVER_WITH_APPROVAL);
     let operators = operators_file(dir.path());
     let mut config = ServeConfig::new(dir.path(), &policy);
     config.extra = vec![format!("--auth.operators-file={}", operators.display())];

@@ -61,12 +61,7 @@ fn two_replicas_on_a_postgres_journal_run_once_and_take_over() {
         .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
         .expect("create the journal database");
     let wrap = ToolWrap::install(dir.path(), &lab.bin_dir());
-    let policy = dir.path().join("policy.yml");
-    std::fs::write(
-        &policy,
-        lab_policy(CLUSTER, &lab, &wrap, RECOVER_DOWN_SEGMENTS),
-    )
-    .expect("policy");
+    let policy = write_lab_policy(dir.path(), CLUSTER, &lab, &wrap, RECOVER_DOWN_SEGMENTS);
 
     let mut replicas = [
         replica(dir.path(), "a", &policy, port),

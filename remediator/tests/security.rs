@@ -713,12 +713,7 @@ fn approvals_are_authenticated_attributed_and_bound_to_the_plan() {
     let dir = tempfile::tempdir().expect("tempdir");
     let lab = lab_up(2);
     let wrap = ToolWrap::install(dir.path(), &lab.bin_dir());
-    let policy = dir.path().join("policy.yml");
-    std::fs::write(
-        &policy,
-        lab_policy(CLUSTER, &lab, &wrap, RECOVER_WITH_APPROVAL),
-    )
-    .expect("policy");
+    let policy = write_lab_policy(dir.path(), CLUSTER, &lab, &wrap, RECOVER_WITH_APPROVAL);
     let remediator = Remediator::start(ServeConfig::new(dir.path(), &policy));
     let journal = JournalReader::open(&remediator.config.journal);
 

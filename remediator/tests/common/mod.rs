@@ -557,6 +557,19 @@ pub fn lab_policy(cluster: &str, lab: &gplab::Lab, wrap: &ToolWrap, rules: &str)
     lab_policy_at(cluster, lab, wrap, rules, lab.coordinator_port())
 }
 
+/// Writes `lab_policy` to `dir/policy.yml` and returns its path.
+pub fn write_lab_policy(
+    dir: &Path,
+    cluster: &str,
+    lab: &gplab::Lab,
+    wrap: &ToolWrap,
+    rules: &str,
+) -> PathBuf {
+    let policy = dir.join("policy.yml");
+    fs::write(&policy, lab_policy(cluster, lab, wrap, rules)).expect("policy");
+    policy
+}
+
 /// `lab_policy` whose catalog reads go to `coordinator_port` (a proxy, say); the commands
 /// still reach the lab directly, as they would on the coordinator's host.
 pub fn lab_policy_at(
