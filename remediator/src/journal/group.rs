@@ -360,6 +360,16 @@ mod tests {
         refusing("\0never sent")
     }
 
+    /// The fingerprints of the events waiting for a decision, in journal order.
+    fn undecided_fingerprints(journal: &dyn Journal) -> Vec<String> {
+        journal
+            .undecided_events()
+            .expect("events")
+            .into_iter()
+            .map(|e| e.fingerprint)
+            .collect()
+    }
+
     /// Journals a delivery of one alert and returns the id of the event it created.
     fn new_event(journal: &dyn Journal, fingerprint: &str) -> i64 {
         let inserted = journal
@@ -491,12 +501,7 @@ mod tests {
             .collect();
         assert_eq!(ids.len(), 4);
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-        let journalled: Vec<String> = journal
-            .undecided_events()
-            .expect("events")
-            .into_iter()
-            .map(|e| e.fingerprint)
-            .collect();
+        let journalled = undecided_fingerprints(journal.as_ref());
         assert_eq!(journalled, ["f1", "f2", "f3", "f4"]);
     }
 
@@ -517,12 +522,7 @@ mod tests {
             refused.to_string().contains("refused \"poison\""),
             "{refused}"
         );
-        let journalled: Vec<String> = journal
-            .undecided_events()
-            .expect("events")
-            .into_iter()
-            .map(|e| e.fingerprint)
-            .collect();
+        let journalled = undecided_fingerprints(journal.as_ref());
         assert_eq!(journalled, ["f1", "f3"]);
     }
 
