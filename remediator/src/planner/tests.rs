@@ -93,9 +93,19 @@ impl Backends for World {
     }
 }
 
-/// The example policy without `for` delays, with quick verification.
+/// The example's Sunday-night blackout on `recover`: kept, it refused every action of a test
+/// run made then (blackouts are tested with fixed clocks in `gates::tests`).
+const EXAMPLE_BLACKOUT: &str =
+    "    blackouts:\n      - {days: [sun], start: \"01:00\", end: \"05:00\"}\n";
+
+/// The example policy without `for` delays and blackouts, with quick verification.
 fn policy_text(extra_rule: &str) -> String {
+    assert!(
+        crate::policy::tests::EXAMPLE.contains(EXAMPLE_BLACKOUT),
+        "the example policy's blackout changed: update EXAMPLE_BLACKOUT"
+    );
     let base = crate::policy::tests::EXAMPLE
+        .replace(EXAMPLE_BLACKOUT, "")
         .replace("    for: 2m\n", "")
         .replace(
             "  verify_up_deadline: 10m\n  verify_sync_deadline: 6h\n  verify_poll_interval: 10s\n",
