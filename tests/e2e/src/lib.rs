@@ -8,6 +8,7 @@ pub mod exporter;
 pub mod faults;
 pub mod process;
 pub mod prometheus;
+pub mod real;
 pub mod remediator;
 pub mod scenario;
 pub mod stack;

@@ -1,0 +1,200 @@
+//! The exporter and the remediator against a real Greenplum 6.24.3 (issue 12): one cluster,
+//! made once from `../shared/greenplum-6.24.3/` and shared by every scenario, which run in
+//! order because each puts the one cluster in a state (the double fault last: it ends with the
+//! cluster destroyed). Where the asset folder is absent, every scenario is reported ignored
+//! after one `SKIP:` line.
+//!
+//! A custom harness (libtest-mimic): the cluster must be destroyed when the run ends, which a
+//! `static` shared by ordinary `#[test]`s cannot promise.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use greenplum_e2e::bins::binary;
+use greenplum_e2e::exporter::Exporter;
+use greenplum_e2e::process::wait_for;
+use greenplum_e2e::real::{unavailable, RealCluster, RealVersion, SegmentRow};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+type Scenario = fn(&RealCluster) -> Result<()>;
+
+/// In the order they run.
+const SCENARIOS: &[(&str, Scenario)] = &[
+    ("healthy_cluster_reads_like_the_catalog", healthy),
+    ("primary_failover_and_gprecoverseg", primary_failover),
+    (
+        "double_fault_still_finds_the_coordinator",
+        double_fault_coordinator,
+    ),
+];
+
+fn main() {
+    let mut args = Arguments::from_args();
+    // One cluster, one state at a time.
+    args.test_threads = Some(1);
+    let skip = unavailable(RealVersion::Gp6);
+    let cluster = if skip.is_some() || args.list {
+        if let Some(why) = &skip {
+            println!("SKIP: real Greenplum 6.24.3 tests: {why}");
+        }
+        None
+    } else {
+        match RealCluster::create(RealVersion::Gp6, 2, true) {
+            Ok(cluster) => cluster.map(Arc::new),
+            Err(e) => {
+                eprintln!("creating the real cluster failed: {e:#}");
+                std::process::exit(101);
+            }
+        }
+    };
+    let trials = SCENARIOS
+        .iter()
+        .map(|&(name, scenario)| {
+            let cluster = cluster.clone();
+            Trial::test(name, move || match cluster {
+                Some(cluster) => scenario(&cluster).map_err(|e| Failed::from(format!("{e:#}"))),
+                None => Ok(()),
+            })
+            .with_ignored_flag(skip.is_some())
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(cluster);
+    conclusion.exit();
+}
+
+/// The value of the series `name` whose labels include every `label="value"` of `with`.
+fn series(body: &str, name: &str, with: &[(&str, &str)]) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| with.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .find_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+}
+
+/// `greenplum-exporter check` against the cluster: exit code and output.
+fn check(cluster: &RealCluster) -> Result<(i32, String)> {
+    let mut command = Command::new(binary("greenplum-exporter")?);
+    command.arg("check").arg("--connect-timeout=5s");
+    command.args(cluster.endpoints().iter().map(|e| format!("--coordinator={e}")));
+    command.envs(cluster.env());
+    let out = command.output().context("running greenplum-exporter check")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.code().unwrap_or(-1), text))
+}
+
+fn start_exporter(cluster: &RealCluster, dir: &std::path::Path) -> Result<Exporter> {
+    Exporter::start(dir, &cluster.endpoints(), &cluster.env())
+}
+
+/// Every instance of the catalog has its `greenplum_segment_up` with the catalog's status.
+fn segments_match(body: &str, rows: &[SegmentRow]) -> Result<()> {
+    for row in rows.iter().filter(|r| r.content >= 0) {
+        let dbid = row.dbid.to_string();
+        let up = series(body, "greenplum_segment_up", &[("dbid", &dbid)]);
+        let want = if row.status == 'u' { 1.0 } else { 0.0 };
+        ensure!(up == Some(want), "dbid {dbid}: catalog {row:?}, exporter {up:?}\n{body}");
+        let primary = series(body, "greenplum_segment_is_primary", &[("dbid", &dbid)]);
+        let want = if row.role == 'p' { 1.0 } else { 0.0 };
+        ensure!(primary == Some(want), "dbid {dbid}: catalog {row:?}, exporter {primary:?}");
+    }
+    Ok(())
+}
+
+fn healthy(cluster: &RealCluster) -> Result<()> {
+    let (code, text) = check(cluster)?;
+    ensure!(code == 0, "check exited {code} on a healthy cluster:\n{text}");
+    let dir = tempfile::tempdir()?;
+    let exporter = start_exporter(cluster, dir.path())?;
+    let body = exporter.scrape()?;
+    ensure!(series(&body, "greenplum_up", &[]) == Some(1.0), "{body}");
+    ensure!(
+        series(&body, "greenplum_cluster_state", &[("state", "healthy")]) == Some(1.0),
+        "{body}"
+    );
+    ensure!(series(&body, "greenplum_standby_sync", &[]) == Some(1.0), "{body}");
+    segments_match(&body, &cluster.segments(cluster.coordinator_port())?)?;
+    // What gpstate says of the same cluster: no instance down, the standby passive.
+    let gpstate = cluster.as_admin_ok("gpstate -s")?;
+    ensure!(!gpstate.contains("Down"), "{gpstate}");
+    Ok(())
+}
+
+fn primary_failover(cluster: &RealCluster) -> Result<()> {
+    let port = cluster.coordinator_port();
+    let primary = cluster
+        .segments(port)?
+        .into_iter()
+        .find(|r| r.content == 0 && r.role == 'p')
+        .context("no primary of content 0")?;
+    cluster.kill_instance(&primary.datadir)?;
+    let rows = cluster.probe_until("FTS marks the primary down", Duration::from_secs(60), |rows| {
+        rows.iter().any(|r| r.dbid == primary.dbid && r.status == 'd')
+    })?;
+    let dir = tempfile::tempdir()?;
+    let exporter = start_exporter(cluster, dir.path())?;
+    let body = exporter.scrape()?;
+    segments_match(&body, &rows)?;
+    ensure!(
+        series(&body, "greenplum_cluster_state", &[("state", "unprotected")]) == Some(1.0),
+        "{body}"
+    );
+    let (code, text) = check(cluster)?;
+    ensure!(code == 1, "check exited {code} with a primary down:\n{text}");
+    cluster.heal()?;
+    let body = wait_for(
+        "the exporter to see the healed cluster",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        || {
+            let body = exporter.scrape()?;
+            Ok((series(&body, "greenplum_cluster_state", &[("state", "healthy")]) == Some(1.0))
+                .then_some(body))
+        },
+    )?;
+    segments_match(&body, &cluster.segments(port)?)
+}
+
+/// Issue 12, bug 1: on GP6 a `SET` is dispatched to the segments and fails (58M01) while a
+/// content has no primary, so a session set up with `SET`s cannot start in a double fault.
+/// A fresh `check` and a fresh exporter must still find the coordinator.
+fn double_fault_coordinator(cluster: &RealCluster) -> Result<()> {
+    let port = cluster.coordinator_port();
+    let rows = cluster.segments(port)?;
+    let of_content = |role: char| {
+        rows.iter()
+            .find(|r| r.content == 1 && r.role == role)
+            .cloned()
+            .with_context(|| format!("no {role} of content 1"))
+    };
+    let (primary, mirror) = (of_content('p')?, of_content('m')?);
+    cluster.kill_instance(&mirror.datadir)?;
+    cluster.kill_instance(&primary.datadir)?;
+    cluster.probe_until("FTS sees the double fault", Duration::from_secs(90), |rows| {
+        rows.iter().any(|r| r.content == 1 && r.status == 'd')
+    })?;
+    let (code, text) = check(cluster)?;
+    ensure!(
+        code != 2 && !text.contains("coordinator NONE"),
+        "check lost the coordinator in a double fault (exit {code}):\n{text}"
+    );
+    let dir = tempfile::tempdir()?;
+    let exporter = start_exporter(cluster, dir.path())?;
+    let body = exporter.scrape()?;
+    ensure!(series(&body, "greenplum_up", &[]) == Some(1.0), "{body}");
+    ensure!(
+        series(&body, "greenplum_contents_unavailable", &[]) == Some(1.0)
+            || series(&body, "greenplum_contents_suspected_unavailable", &[]) == Some(1.0),
+        "{body}"
+    );
+    Ok(())
+}
