@@ -117,6 +117,22 @@ fn primary_failover_recovery_and_rebalance_keep_every_row() {
     lab.load(300).expect("load during failover");
     let during = lab.checksum().expect("checksum");
 
+    // A rebalance while the pair is not synchronized changes nothing, warns and exits 0, as
+    // the real GP6 tool does (tests/lab/fixtures/greenplum-6.24.3/rebalance_pair_not_synchronized.txt).
+    let out = tool(&lab, &["gprecoverseg", "-ar"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "[WARNING]:-Not rebalancing primary segment dbid 5 with its mirror dbid 2 because one \
+             is either down, unreachable, or not synchronized"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("[INFO]:-No segments to rebalance"), "{text}");
+    let unchanged = lab.segments().expect("rows");
+    assert_eq!((row(&unchanged, 5).role, row(&unchanged, 2).status), ('p', 'd'));
+
     let out = tool(&lab, &["gprecoverseg", "-a"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("Segments successfully recovered."));

@@ -329,7 +329,8 @@ fn request_probe(state: &LabState) -> Result<()> {
 
 /// `-r`: for each pair up, in sync and out of its preferred roles, stop the acting primary so
 /// FTS fails over to the preferred one, then recover the stopped instance incrementally.
-/// Pairs not in sync are skipped silently, as the real tool does.
+/// Pairs not up and in sync are skipped with a warning and the tool still exits 0, as the real
+/// one does (tests/lab/fixtures/greenplum-6.24.3/rebalance_pair_not_synchronized.txt).
 fn rebalance(dir: &Path, state: &LabState, rows: &[SegmentRow], log: &GpLog) -> Result<i32> {
     log.info("Greenplum instance recovery parameters");
     log.rule();
@@ -379,7 +380,19 @@ fn rebalance(dir: &Path, state: &LabState, rows: &[SegmentRow], log: &GpLog) -> 
             p.is_up() && p.mode == 's' && m.is_some_and(|m| m.is_up() && m.mode == 's')
         })
         .collect();
-    if !to_stop.is_empty() {
+    for p in unbalanced.iter().filter(|r| r.role == 'p') {
+        if !to_stop.iter().any(|s| s.dbid == p.dbid) {
+            let mirror = catalog::pair(rows, p.content).1.map_or(-1, |m| m.dbid);
+            log.warn(&format!(
+                "Not rebalancing primary segment dbid {} with its mirror dbid {mirror} because \
+                 one is either down, unreachable, or not synchronized",
+                p.dbid
+            ));
+        }
+    }
+    if to_stop.is_empty() {
+        log.info("No segments to rebalance");
+    } else {
         log.info("Stopping unbalanced primary segments...");
         for p in &to_stop {
             process::pg_ctl_stop(Path::new(&p.datadir), "fast")?;
