@@ -25,12 +25,7 @@ pub fn build(segments: u32, flavor: Flavor, dir: &Path, port: Option<u16>) -> Re
             "--segments must be between 1 and 30000 (got {segments})"
         ));
     }
-    if LabState::path(dir).exists() {
-        return invalid(format!(
-            "{} already holds a lab: run `gplab down` first",
-            dir.display()
-        ));
-    }
+    crate::lab::make_room(dir)?;
     fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
     let port = match port {
         Some(p) => p,

@@ -54,12 +54,7 @@ impl Lab {
     /// process dies (test runs); the CLI passes `None` so the lab outlives `gplab up`.
     pub fn up_at(config: LabConfig, dir: &Path, owner_pid: Option<u32>) -> Result<Lab> {
         config.validate()?;
-        if LabState::path(dir).exists() {
-            return invalid(format!(
-                "{} already holds a lab: run `gplab down` first",
-                dir.display()
-            ));
-        }
+        make_room(dir)?;
         fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
         let base_port = match config.base_port {
             Some(p) => p,
@@ -455,6 +450,54 @@ const LOG_LINES_ON_FAILURE: usize = 60;
 
 /// Stops the FTS daemon (unless it is us) and every server of the lab in `dir`, including
 /// servers of a half-started lab. Errors are logged, not returned: this is the cleanup path.
+/// Lets `up` use `dir`: refuses while a lab there still runs, and clears one that `gplab down`
+/// stopped (its state, data and logs), so `up` after `down` starts anew.
+pub(crate) fn make_room(dir: &Path) -> Result<()> {
+    if !LabState::path(dir).exists() {
+        return Ok(());
+    }
+    if let Some(what) = still_running(dir) {
+        return invalid(format!(
+            "{} holds a running lab ({what}): run `gplab down` first",
+            dir.display()
+        ));
+    }
+    tracing::info!(dir = %dir.display(), "clearing the stopped lab before starting anew");
+    for name in ["data", "logs"] {
+        let path = dir.join(name);
+        if path.exists() {
+            fs::remove_dir_all(&path).ctx(|| format!("removing {}", path.display()))?;
+        }
+    }
+    for path in [LabState::path(dir), dir.join(fts::LOG_FILE)] {
+        if path.exists() {
+            fs::remove_file(&path).ctx(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// What of the lab in `dir` still runs: its FTS daemon or a server (a live postmaster.pid).
+fn still_running(dir: &Path) -> Option<String> {
+    let alive = |pid_file: &Path| {
+        fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|s| s.lines().next()?.trim().parse::<i32>().ok())
+            .is_some_and(|pid| {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+            })
+    };
+    if alive(&dir.join(fts::PID_FILE)) {
+        return Some("the FTS daemon".into());
+    }
+    let state = LabState::load(dir).ok()?;
+    state
+        .instances
+        .iter()
+        .find(|i| alive(&i.datadir.join("postmaster.pid")))
+        .map(|i| format!("the server of dbid {}", i.dbid))
+}
+
 pub fn stop_servers(dir: &Path) {
     let pid_file = dir.join(fts::PID_FILE);
     if let Some(pid) = fs::read_to_string(&pid_file)

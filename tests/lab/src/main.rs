@@ -146,12 +146,11 @@ fn run(cli: Cli) -> Result<()> {
                 mirror_grace: Duration::from_secs(mirror_grace),
             };
             let started = Instant::now();
+            // A half-started lab is stopped by the dropped `Lab` inside `up_at`; stopping
+            // servers here would take down a running lab whose `up` was refused.
             let lab = match Lab::up_at(config, &dir, None) {
                 Ok(lab) => lab,
-                Err(e) => {
-                    gplab::stop_servers(&dir);
-                    bail!("starting the lab in {}: {e}", dir.display());
-                }
+                Err(e) => bail!("starting the lab in {}: {e}", dir.display()),
             };
             // Detached first: the lab must outlive this process whatever happens to stdout.
             lab.detach();

@@ -1,4 +1,4 @@
-//! The `gplab` command line: up, env, fail host, status, checksum, down (idempotent).
+//! The `gplab` command line: up, env, fail host, status, checksum, down (idempotent), up again.
 
 use std::path::Path;
 use std::process::Command;
@@ -100,4 +100,16 @@ fn cli_up_fail_host_status_and_down() {
     );
     assert!(!dir.join("fts.pid").exists());
     println!("down: {:.1} s", t.elapsed().as_secs_f64());
+
+    // `up` where a stopped lab was starts anew (issue 12: it used to refuse for ever).
+    let (ok, text) = gplab(&dir, &["up", "--contents", "1", "--no-standby"]);
+    assert!(ok, "{text}");
+    let (ok, text) = gplab(&dir, &["up", "--contents", "1", "--no-standby"]);
+    assert!(!ok && text.contains("holds a running lab"), "{text}");
+    let (_, sum) = gplab(&dir, &["checksum"]);
+    assert!(
+        sum.starts_with("0 rows"),
+        "the old lab's rows survived: {sum}"
+    );
+    assert!(gplab(&dir, &["down"]).0);
 }

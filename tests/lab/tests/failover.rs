@@ -131,7 +131,10 @@ fn primary_failover_recovery_and_rebalance_keep_every_row() {
     );
     assert!(text.contains("[INFO]:-No segments to rebalance"), "{text}");
     let unchanged = lab.segments().expect("rows");
-    assert_eq!((row(&unchanged, 5).role, row(&unchanged, 2).status), ('p', 'd'));
+    assert_eq!(
+        (row(&unchanged, 5).role, row(&unchanged, 2).status),
+        ('p', 'd')
+    );
 
     let out = tool(&lab, &["gprecoverseg", "-a"]);
     assert!(out.status.success());
