@@ -33,6 +33,21 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// Every decision, for tests and documentation.
+    pub const ALL: [Decision; 11] = [
+        Decision::Resolved,
+        Decision::Unmatched,
+        Decision::Observed,
+        Decision::NoOp,
+        Decision::Refused,
+        Decision::DuplicateIntent,
+        Decision::DryRun,
+        Decision::AwaitingApproval,
+        Decision::Executed,
+        Decision::UnknownCluster,
+        Decision::Duplicate,
+    ];
+
     /// The name the journal, the metrics and the API use.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,5 +69,26 @@ impl Decision {
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_decision_has_its_own_snake_case_name() {
+        let names: BTreeSet<&str> = Decision::ALL.iter().map(|d| d.as_str()).collect();
+        assert_eq!(names.len(), Decision::ALL.len());
+        for decision in Decision::ALL {
+            let name = decision.as_str();
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+            assert_eq!(decision.to_string(), name);
+        }
     }
 }
