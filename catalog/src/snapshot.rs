@@ -519,4 +519,75 @@ impl Snapshot {
             s.is_coordinator_tier() && (s.role == Role::Mirror || s.preferred_role == Role::Mirror)
         })
     }
+
+    /// The row of the acting coordinator: the coordinator tier's primary, and only while the
+    /// catalog says it is up. After a standby was activated it is the old standby's row (its
+    /// role turned primary), so its host and data directory are where coordinator-side
+    /// commands run. `None` when the segment source failed or no such row is up.
+    pub fn acting_coordinator_row(&self) -> Option<&Segment> {
+        self.segments
+            .as_ref()
+            .ok()?
+            .iter()
+            .find(|s| s.is_coordinator_tier() && s.role == Role::Primary && s.is_up())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(dbid: i16, content: i16, role: Role, status: SegmentStatus, host: &str) -> Segment {
+        Segment {
+            dbid,
+            content,
+            role,
+            preferred_role: role,
+            mode: Mode::NotSynchronized,
+            status,
+            port: 5432,
+            hostname: host.to_string(),
+            address: host.to_string(),
+            datadir: Some(format!("/data/{host}/{content}")),
+        }
+    }
+
+    fn with_rows(rows: Vec<Segment>) -> Snapshot {
+        let mut snapshot = Snapshot::without_coordinator(Utc::now(), Vec::new(), "test");
+        snapshot.acting_coordinator = Some("cdw:5432".into());
+        snapshot.segments = Ok(rows);
+        snapshot
+    }
+
+    #[test]
+    fn the_acting_coordinator_row_is_the_up_coordinator_tier_primary() {
+        use SegmentStatus::{Down, Up};
+        let snapshot = with_rows(vec![
+            row(2, 0, Role::Primary, Up, "sdw1"),
+            row(8, -1, Role::Mirror, Up, "scdw"),
+            row(1, -1, Role::Primary, Up, "cdw"),
+        ]);
+        let acting = snapshot.acting_coordinator_row().map(|s| s.dbid);
+        assert_eq!(acting, Some(1));
+
+        // Activated standby: its row turned primary; the old coordinator's row is down.
+        let activated = with_rows(vec![
+            row(1, -1, Role::Primary, Down, "cdw"),
+            row(8, -1, Role::Primary, Up, "scdw"),
+        ]);
+        let acting = activated
+            .acting_coordinator_row()
+            .map(|s| s.hostname.as_str());
+        assert_eq!(acting, Some("scdw"));
+
+        // A segment primary is never the coordinator, nor is a down coordinator row.
+        let none_up = with_rows(vec![
+            row(2, 0, Role::Primary, Up, "sdw1"),
+            row(1, -1, Role::Primary, Down, "cdw"),
+        ]);
+        assert_eq!(none_up.acting_coordinator_row(), None);
+
+        let unread = Snapshot::without_coordinator(Utc::now(), Vec::new(), "down");
+        assert_eq!(unread.acting_coordinator_row(), None);
+    }
 }

@@ -15,8 +15,9 @@ use crate::actions::ActionKind;
 use crate::journal::LedgerFacts;
 use crate::policy::{time::any_contains, Cluster, Rule};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// A gate's name is journalled with its refusals (`{"gate": ..., "why": ...}`) and shown by
+/// the API; [`Gate::as_str`] is the only place each name is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
     Paused,
     Breaker,
@@ -56,6 +57,12 @@ impl Gate {
             Gate::Standby => "standby",
             Gate::PlanChanged => "plan_changed",
         }
+    }
+}
+
+impl Serialize for Gate {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

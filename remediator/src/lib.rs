@@ -7,6 +7,7 @@ pub mod alert;
 pub mod api;
 pub mod auth;
 pub mod backends;
+pub mod decision;
 pub mod executor;
 pub mod gates;
 pub mod http;

@@ -117,7 +117,9 @@ async fn handle(
             }),
             EventInsert::Duplicate => {
                 duplicates += 1;
-                state.metrics.count_event("duplicate");
+                state
+                    .metrics
+                    .count_event(crate::decision::Decision::Duplicate.as_str());
             }
         }
     }

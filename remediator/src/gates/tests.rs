@@ -412,3 +412,15 @@ fn digest_tracks_roles_and_status_not_sync_mode() {
     assert_ne!(digest(&after_failover()), digest(&unbalanced()));
     assert_ne!(digest(&healthy()), digest(&unbalanced()));
 }
+
+#[test]
+fn a_refusal_journals_the_gate_by_its_name() {
+    let refusal = Refusal {
+        gate: Gate::RecoversegRunning,
+        why: "lock held".into(),
+    };
+    assert_eq!(
+        serde_json::to_value(&refusal).expect("json"),
+        serde_json::json!({"gate": "recoverseg_running", "why": "lock held"})
+    );
+}

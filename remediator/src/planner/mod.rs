@@ -4,7 +4,13 @@
 //! step journalled. The journal, not memory, is the source of truth, so a restart loses
 //! nothing: undecided events are planned again and running actions are re-attached.
 
+mod check;
+mod execute;
 mod lane;
+mod plan;
+mod reattach;
+mod run;
+mod verification;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::decision::Decision;
 use crate::executor::Executor;
 use crate::journal::{group, ActionState, Approval, Journal, NewDecision, StoredEvent};
 use crate::metrics::Metrics;
@@ -34,9 +41,6 @@ pub struct PlannerConfig {
     /// How often undecided events are re-read and approvals expired.
     pub sweep_interval: Duration,
 }
-
-/// The decision for an event whose cluster label names no configured cluster.
-const UNKNOWN_CLUSTER: &str = "unknown_cluster";
 
 pub(crate) enum LaneMsg {
     Event(StoredEvent),
@@ -89,7 +93,7 @@ impl Handle {
                 }
                 None => unknown.push(NewDecision {
                     event_id: event.id,
-                    decision: UNKNOWN_CLUSTER,
+                    decision: Decision::UnknownCluster.as_str(),
                     detail: format!("label {:?} names no configured cluster", self.cluster_label),
                     action_id: None,
                 }),
@@ -102,7 +106,7 @@ impl Handle {
             Ok(written) => written
                 .into_iter()
                 .filter(|&w| w)
-                .for_each(|_| metrics.count_event(UNKNOWN_CLUSTER)),
+                .for_each(|_| metrics.count_event(Decision::UnknownCluster.as_str())),
             Err(e) => {
                 // The events stay undecided and the next sweep decides them.
                 metrics.journal_errors.inc();
