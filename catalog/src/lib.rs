@@ -9,6 +9,8 @@
 //! - [`endpoint`]: probing and classifying a coordinator endpoint.
 //! - [`queries`]: SQL per dialect and pure row mappings, one module per source.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod config;
 pub mod endpoint;
 pub mod error;

@@ -3,6 +3,8 @@
 //! [`metrics`] turns one snapshot into one scrape's families, [`http`] serves them, and
 //! [`run`] wires flags to all of it.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod check;
 pub mod cli;
 pub mod clusters;

@@ -1,3 +1,8 @@
+//! greenplum-exporter: tune malloc, parse the flags and run the command; the wiring lives in
+//! the library (`run`), where tests can reach it.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -20,11 +20,10 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{Decider, DeciderRefusal};
-use crate::http::{AppState, ClientCertName};
+use crate::auth::{auth_failure, Decider, DeciderRefusal};
 use crate::journal::{ActionState, Approval, ApprovalDecision, ControlKind};
 use crate::planner::DecideError;
-use crate::webhook::auth_failure;
+use crate::state::{AppState, ClientCertName};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()

@@ -8,8 +8,9 @@ mod operators;
 
 use std::path::Path;
 
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use base64::Engine;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -37,6 +38,22 @@ pub enum AuthOutcome {
     Missing,
     /// Credentials given but wrong: 403.
     Denied,
+}
+
+/// The answer to a request that did not prove enough: 401 or 403 with a JSON error, as the
+/// webhook and the API both send it; `None` when it may go on.
+pub fn auth_failure(outcome: AuthOutcome) -> Option<(StatusCode, serde_json::Value)> {
+    match outcome {
+        AuthOutcome::Allowed => None,
+        AuthOutcome::Missing => Some((
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "authentication required"}),
+        )),
+        AuthOutcome::Denied => Some((
+            StatusCode::FORBIDDEN,
+            json!({"error": "credentials refused"}),
+        )),
+    }
 }
 
 #[derive(Clone)]

@@ -7,23 +7,24 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::auth::{AuthOutcome, Authenticator};
-use crate::journal::Journal;
-use crate::metrics::Metrics;
-use crate::planner::Handle;
+use crate::auth::AuthOutcome;
+use crate::deadline::DeadlineBody;
+use crate::state::{is_json, ClientCertName};
+use crate::{api, webhook};
 
-mod deadline;
 mod peer;
 
-pub use deadline::{unread_body_status, BodyFate, DeadlineBody};
-pub use peer::{common_name, ClientCertName};
+pub use peer::common_name;
+// Its home is `state` (what the handlers share); also named here, beside the router it is
+// built for.
+pub use crate::state::AppState;
 
 /// Default `--web.max-body-bytes`: Alertmanager groups are small; 1 MiB leaves room for
 /// hundreds of alerts and refuses abuse.
@@ -33,24 +34,14 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// then its body. Alertmanager sends both at once; only a stalled or hostile client is slower.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct AppState {
-    pub journal: Arc<dyn Journal>,
-    pub metrics: Arc<Metrics>,
-    pub auth: Authenticator,
-    /// True when the listener only accepts connections with a verified client certificate.
-    pub mtls: bool,
-    pub body_limit: usize,
-    pub planner: Option<Handle>,
-}
-
 pub fn router(state: Arc<AppState>) -> Router {
     // The operator API takes small JSON bodies through `Bytes`: the same size limit as the
     // webhook (whose handler enforces it itself), and JSON only.
-    let api = crate::api::routes()
+    let api = api::routes()
         .layer(middleware::from_fn_with_state(state.clone(), require_json))
         .layer(DefaultBodyLimit::max(state.body_limit));
     Router::new()
-        .route("/api/v1/alerts", post(crate::webhook::receive))
+        .route("/api/v1/alerts", post(webhook::receive))
         .merge(api)
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "ok\n" }))
@@ -87,15 +78,6 @@ async fn not_found(uri: Uri) -> Response {
         StatusCode::NOT_FOUND,
         format!("no endpoint {path:?}: see /api/v1/alerts, /api/v1/actions, /metrics, /-/healthy"),
     )
-}
-
-/// The request says its body is JSON (`application/json`, any parameters, any case).
-pub fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// 415 for an authenticated POST to the API that is not JSON. Unauthenticated requests pass

@@ -16,9 +16,10 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::alert::WebhookPayload;
-use crate::auth::AuthOutcome;
-use crate::http::AppState;
+use crate::auth::auth_failure;
+use crate::deadline::unread_body_status;
 use crate::journal::{group, EventInsert, NewDelivery, StoredEvent};
+use crate::state::{is_json, AppState};
 
 pub async fn receive(
     State(state): State<Arc<AppState>>,
@@ -37,20 +38,6 @@ pub async fn receive(
     response
 }
 
-pub(crate) fn auth_failure(outcome: AuthOutcome) -> Option<(StatusCode, serde_json::Value)> {
-    match outcome {
-        AuthOutcome::Allowed => None,
-        AuthOutcome::Missing => Some((
-            StatusCode::UNAUTHORIZED,
-            json!({"error": "authentication required"}),
-        )),
-        AuthOutcome::Denied => Some((
-            StatusCode::FORBIDDEN,
-            json!({"error": "credentials refused"}),
-        )),
-    }
-}
-
 async fn handle(
     state: &AppState,
     headers: &HeaderMap,
@@ -59,7 +46,7 @@ async fn handle(
     if let Some(failure) = auth_failure(state.auth.check(headers, state.mtls)) {
         return failure;
     }
-    if !crate::http::is_json(headers) {
+    if !is_json(headers) {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             json!({"error": "Content-Type must be application/json"}),
@@ -68,7 +55,7 @@ async fn handle(
     let bytes = match to_bytes(body, state.body_limit).await {
         Ok(bytes) => bytes,
         Err(e) => {
-            let status = crate::http::unread_body_status(&e);
+            let status = unread_body_status(&e);
             let error = match status {
                 StatusCode::PAYLOAD_TOO_LARGE => {
                     format!("body larger than {} bytes", state.body_limit)

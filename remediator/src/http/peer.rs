@@ -16,10 +16,7 @@ use tokio_rustls::server::TlsStream;
 use tower_http::add_extension::AddExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-/// The subject CN of the connection's verified client certificate (`None` without one, or
-/// when the certificate has no CN).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientCertName(pub Option<String>);
+use crate::state::ClientCertName;
 
 /// [`RustlsAcceptor`], then the client certificate's CN as a request extension.
 #[derive(Clone)]
