@@ -7,11 +7,19 @@
 //!
 //! The trait is synchronous and object safe so that a PostgreSQL implementation (several
 //! replicas, one advisory lock per cluster lane) fits behind it as well as SQLite.
+//!
+//! Both backends share their records: `store` writes and reads them through `sql` (one
+//! session interface), `rows` maps rows to records and `schema` describes the tables once.
+//! `sqlite` and `postgres` keep only their connection, transactions and driver.
 
 pub mod group;
 pub mod postgres;
 mod reserve;
+mod rows;
+mod schema;
+mod sql;
 pub mod sqlite;
+mod store;
 
 use std::collections::BTreeMap;
 
@@ -215,11 +223,18 @@ pub enum ApprovalDecision {
 }
 
 impl ApprovalDecision {
+    pub const ALL: [ApprovalDecision; 2] = [ApprovalDecision::Approve, ApprovalDecision::Reject];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ApprovalDecision::Approve => "approve",
             ApprovalDecision::Reject => "reject",
         }
+    }
+
+    /// The decision `as_str` names, if `text` is one.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == text)
     }
 }
 
