@@ -166,6 +166,8 @@ mod tests {
             record_control(crate::journal::ControlKind, Option<&str>, &str, &str, DateTime<Utc>) -> ();
             paused() -> bool;
             try_acquire_lane(&str) -> bool;
+            record_standby_sighting(&str, &crate::journal::StandbySighting) -> ();
+            standby_sighting(&str) -> Option<crate::journal::StandbySighting>;
         }
 
         fn group_commit(&self) -> &GroupCommit {

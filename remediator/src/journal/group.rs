@@ -272,8 +272,8 @@ mod tests {
     use crate::alert::{Alert, AlertStatus};
     use crate::journal::{
         ActionRecord, ActionState, ActionSummary, Approval, ControlKind, ExecutionEnd,
-        ExecutionStart, LedgerFacts, NewAction, SqliteJournal, StateChange, StoredEvent,
-        Verification,
+        ExecutionStart, LedgerFacts, NewAction, SqliteJournal, StandbySighting, StateChange,
+        StoredEvent, Verification,
     };
 
     /// A SQLite journal that refuses every delivery whose body is `poison` (as PostgreSQL
@@ -341,6 +341,8 @@ mod tests {
             record_control(kind: ControlKind, cluster: Option<&str>, who: &str, why: &str, at: DateTime<Utc>) -> ();
             paused() -> bool;
             try_acquire_lane(cluster: &str) -> bool;
+            record_standby_sighting(cluster: &str, sighting: &StandbySighting) -> ();
+            standby_sighting(cluster: &str) -> Option<StandbySighting>;
         }
     }
 

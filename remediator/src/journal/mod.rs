@@ -314,6 +314,21 @@ pub struct LedgerFacts {
     pub executions_by_dbid_24h: BTreeMap<i16, u32>,
 }
 
+/// What a remediator last saw of a cluster's standby while the coordinator answered: the
+/// proof `activate_standby` needs ("last seen streaming in sync") once the coordinator is gone.
+/// Journalled, so a remediator restarted during a coordinator outage still has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StandbySighting {
+    /// When the catalog read that saw it was taken.
+    pub at: DateTime<Utc>,
+    /// Streaming with `sync_state = 'sync'`.
+    pub in_sync: bool,
+    /// The walsender's state, sync state and LSNs as read (or why there were none).
+    pub detail: serde_json::Value,
+    /// Which remediator saw it (host name and process id).
+    pub seen_by: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ControlKind {
@@ -391,6 +406,15 @@ pub trait Journal: Send + Sync {
     fn open_action_with_intent(&self, intent: &str) -> JournalResult<Option<i64>>;
 
     fn ledger(&self, cluster: &str, rule: &str, now: DateTime<Utc>) -> JournalResult<LedgerFacts>;
+
+    /// Keeps `sighting` as the cluster's latest sight of its standby (replacing the last).
+    fn record_standby_sighting(
+        &self,
+        cluster: &str,
+        sighting: &StandbySighting,
+    ) -> JournalResult<()>;
+    /// The cluster's latest journalled sight of its standby, if any.
+    fn standby_sighting(&self, cluster: &str) -> JournalResult<Option<StandbySighting>>;
 
     /// Pause, resume (global) or reset a cluster's breaker (`cluster` `None` = every cluster).
     fn record_control(

@@ -99,6 +99,13 @@ CREATE TABLE IF NOT EXISTS verifications (
     succeeded {BOOL} NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS standby_sightings (
+    cluster TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    in_sync {BOOL} NOT NULL,
+    detail TEXT NOT NULL,
+    seen_by TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS controls (
     id {ID},
     at TEXT NOT NULL,
@@ -130,7 +137,7 @@ mod tests {
         for dialect in [&SQLITE, &POSTGRES] {
             let ddl = ddl(dialect);
             assert!(!ddl.contains('{'), "{ddl}");
-            assert_eq!(ddl.matches("CREATE TABLE").count(), 10);
+            assert_eq!(ddl.matches("CREATE TABLE").count(), 11);
         }
     }
 }

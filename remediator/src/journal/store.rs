@@ -14,7 +14,8 @@ use super::sql::{Row, Sql};
 use super::{
     parse_ts, ts, ActionRecord, ActionState, ActionSummary, Approval, Batch, BatchOutcome,
     ControlKind, EventInsert, ExecutionEnd, ExecutionStart, GroupCommit, Journal, JournalError,
-    JournalResult, LedgerFacts, NewAction, NewDecision, StateChange, StoredEvent, Verification,
+    JournalResult, LedgerFacts, NewAction, NewDecision, StandbySighting, StateChange, StoredEvent,
+    Verification,
 };
 use crate::alert::Alert;
 
@@ -534,6 +535,50 @@ impl<B: Backend> Journal for B {
                 "insert control",
             )
             .map(drop)
+        })
+    }
+
+    fn record_standby_sighting(
+        &self,
+        cluster: &str,
+        sighting: &StandbySighting,
+    ) -> JournalResult<()> {
+        let detail = to_json(&sighting.detail, "standby sighting detail")?;
+        self.session(Access::Work, &|sql| {
+            sql.write(
+                "INSERT INTO standby_sightings (cluster, at, in_sync, detail, seen_by)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (cluster) DO UPDATE SET at = excluded.at,
+                     in_sync = excluded.in_sync, detail = excluded.detail,
+                     seen_by = excluded.seen_by",
+                &[
+                    &cluster,
+                    &ts(sighting.at),
+                    &sighting.in_sync,
+                    &detail,
+                    &sighting.seen_by,
+                ],
+                "insert standby sighting",
+            )
+            .map(drop)
+        })
+    }
+
+    fn standby_sighting(&self, cluster: &str) -> JournalResult<Option<StandbySighting>> {
+        self.session(Access::Read, &|sql| {
+            sql.first(
+                "SELECT at, in_sync, detail, seen_by FROM standby_sightings WHERE cluster = $1",
+                &[&cluster],
+                "read standby sighting",
+                |r| {
+                    Ok(StandbySighting {
+                        at: parse_ts(&r.text(0)?, "standby sighting time")?,
+                        in_sync: r.flag(1)?,
+                        detail: from_json(&r.text(2)?, "standby sighting detail")?,
+                        seen_by: r.text(3)?,
+                    })
+                },
+            )
         })
     }
 
