@@ -13,6 +13,3 @@ pub mod metrics;
 pub mod run;
 pub mod scrape;
 pub mod web_config;
-
-#[cfg(test)]
-mod test_fixtures;

@@ -18,6 +18,3 @@ pub mod source;
 pub mod tls;
 pub mod verify;
 pub mod webhook;
-
-#[cfg(test)]
-pub(crate) mod testutil;
