@@ -5,7 +5,7 @@
 //! system is in recovery mode" with DETAIL `last replayed record at X/Y`, PostgreSQL answers
 //! `57P03` ("not accepting connections" / "Hot standby mode is disabled." / "starting up").
 //! The classification of server errors is the pure [`classify_rejection`], tested on the
-//! recorded texts; [`probe`] does the I/O around it.
+//! recorded texts; `probe` does the I/O around it.
 
 use std::fmt;
 use std::io;
