@@ -5,7 +5,7 @@
 //! system is in recovery mode" with DETAIL `last replayed record at X/Y`, PostgreSQL answers
 //! `57P03` ("not accepting connections" / "Hot standby mode is disabled." / "starting up").
 //! The classification of server errors is the pure [`classify_rejection`], tested on the
-//! recorded texts; [`probe`] does the I/O around it.
+//! recorded texts; `probe` does the I/O around it.
 
 use std::fmt;
 use std::io;
@@ -14,21 +14,25 @@ use std::time::Duration;
 
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Socket};
+use tokio_postgres::{Client, NoTls, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{describe, CatalogError};
 use crate::lsn::Lsn;
+use crate::queries::{run, session as sql, Unanswered};
 use crate::snapshot::{EndpointObservation, EndpointState};
 
 /// A coordinator endpoint, `host:port` (IPv6 as `[::1]:5432`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
+    /// Host name or IP address of the coordinator (or standby coordinator) host.
     pub host: String,
+    /// The coordinator's PostgreSQL port (`PGPORT`, often 5432).
     pub port: u16,
 }
 
 impl Endpoint {
+    /// An endpoint from its parts (no validation; parse text with `str::parse`).
     pub fn new(host: impl Into<String>, port: u16) -> Self {
         Endpoint {
             host: host.into(),
@@ -96,6 +100,7 @@ impl FromStr for Endpoint {
 /// What a refusal by the server means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rejection {
+    /// A live standby in recovery, or a live server refusing us.
     pub state: EndpointState,
     /// From Greenplum's `last replayed record at X/Y` DETAIL.
     pub last_replayed: Option<Lsn>,
@@ -177,20 +182,15 @@ pub(crate) async fn probe(endpoint: &Endpoint, settings: &ConnectSettings) -> Pr
         Ok(Err(error)) => return classify_connect_error(endpoint, &error),
         Ok(Ok(client)) => client,
     };
-    let answer = tokio::time::timeout(
-        settings.connect_timeout,
-        client.simple_query("SELECT pg_is_in_recovery()::text AS in_recovery"),
-    )
-    .await;
-    let rows = match answer {
-        Err(_) => {
+    let rows = match run(&client, sql::IN_RECOVERY, settings.connect_timeout).await {
+        Err(Unanswered::TimedOut) => {
             return Probe::observed(
                 endpoint,
                 EndpointState::Rejecting,
                 Some("logged in, but pg_is_in_recovery() did not answer in time".into()),
             )
         }
-        Ok(Err(error)) => {
+        Err(Unanswered::Failed(error)) => {
             return Probe::observed(
                 endpoint,
                 EndpointState::Rejecting,
@@ -199,13 +199,9 @@ pub(crate) async fn probe(endpoint: &Endpoint, settings: &ConnectSettings) -> Pr
                 )),
             )
         }
-        Ok(Ok(rows)) => rows,
+        Ok(rows) => rows,
     };
-    let in_recovery = rows.iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(row) => row.get(0).map(|v| v == "t" || v == "true"),
-        _ => None,
-    });
-    match in_recovery {
+    match sql::in_recovery(&rows) {
         Some(false) => Probe {
             client: Some(client),
             ..Probe::observed(endpoint, EndpointState::Coordinator, None)

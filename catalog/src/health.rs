@@ -38,10 +38,12 @@ pub enum ClusterState {
     Unprotected,
     /// Every content is protected, but some pair runs in the non-preferred roles.
     Unbalanced,
+    /// Every content has an up primary and a synchronized mirror, in the preferred roles.
     Healthy,
 }
 
 impl ClusterState {
+    /// The word used in labels and logs (`unprotected`).
     pub fn as_str(self) -> &'static str {
         match self {
             ClusterState::Unavailable => "unavailable",
@@ -192,6 +194,7 @@ impl Health {
             .collect()
     }
 
+    /// The one-word state: the worst of unavailable, unprotected, unbalanced, else healthy.
     pub fn state(&self) -> ClusterState {
         if !self.unavailable_contents.is_empty() {
             ClusterState::Unavailable
@@ -211,6 +214,7 @@ impl Snapshot {
         Health::from_snapshot(self)
     }
 
+    /// The one-word state; [`ClusterState::Unknown`] when the segment rows could not be read.
     pub fn cluster_state(&self) -> ClusterState {
         self.health()
             .map(|h| h.state())
@@ -221,57 +225,19 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::SegmentStatus;
-
-    fn seg(
-        dbid: i16,
-        content: i16,
-        role: char,
-        pref: char,
-        mode: char,
-        status: char,
-        host: &str,
-    ) -> Segment {
-        let role_of = |c| {
-            if c == 'p' {
-                Role::Primary
-            } else {
-                Role::Mirror
-            }
-        };
-        Segment {
-            dbid,
-            content,
-            role: role_of(role),
-            preferred_role: role_of(pref),
-            mode: if mode == 's' {
-                Mode::Synchronized
-            } else {
-                Mode::NotSynchronized
-            },
-            status: if status == 'u' {
-                SegmentStatus::Up
-            } else {
-                SegmentStatus::Down
-            },
-            port: 6000 + dbid as i32,
-            hostname: host.to_string(),
-            address: host.to_string(),
-            datadir: None,
-        }
-    }
+    use crate::test_support::compact::{self, seg};
 
     /// The recorded GP 6.24.3 cluster right after FTS promoted dbid 5 (C_after_failover.txt).
     fn after_failover() -> Vec<Segment> {
         vec![
-            seg(8, -1, 'm', 'm', 's', 'u', "vm"),
-            seg(1, -1, 'p', 'p', 'n', 'u', "vm"),
-            seg(2, 0, 'm', 'p', 'n', 'd', "vm"),
-            seg(5, 0, 'p', 'm', 'n', 'u', "vm"),
-            seg(6, 1, 'm', 'm', 's', 'u', "vm"),
-            seg(3, 1, 'p', 'p', 's', 'u', "vm"),
-            seg(7, 2, 'm', 'm', 's', 'u', "vm"),
-            seg(4, 2, 'p', 'p', 's', 'u', "vm"),
+            seg((8, -1, 'm', 'm', 's', 'u', "vm")),
+            seg((1, -1, 'p', 'p', 'n', 'u', "vm")),
+            seg((2, 0, 'm', 'p', 'n', 'd', "vm")),
+            seg((5, 0, 'p', 'm', 'n', 'u', "vm")),
+            seg((6, 1, 'm', 'm', 's', 'u', "vm")),
+            seg((3, 1, 'p', 'p', 's', 'u', "vm")),
+            seg((7, 2, 'm', 'm', 's', 'u', "vm")),
+            seg((4, 2, 'p', 'p', 's', 'u', "vm")),
         ]
     }
 
@@ -300,8 +266,8 @@ mod tests {
     #[test]
     fn double_fault_is_unavailable() {
         let rows = vec![
-            seg(2, 0, 'm', 'p', 'n', 'd', "sdw1"),
-            seg(5, 0, 'p', 'm', 'n', 'd', "sdw2"),
+            seg((2, 0, 'm', 'p', 'n', 'd', "sdw1")),
+            seg((5, 0, 'p', 'm', 'n', 'd', "sdw2")),
         ];
         let health = Health::from_segments(&rows);
         assert_eq!(health.unavailable_contents, BTreeSet::from([0]));
@@ -310,8 +276,7 @@ mod tests {
 
     fn snapshot_with(segments: Vec<Segment>, replication_error: Option<&str>) -> Snapshot {
         use crate::snapshot::{Source, SourceError};
-        let mut snapshot = Snapshot::without_coordinator(chrono::Utc::now(), Vec::new(), "n/a");
-        snapshot.acting_coordinator = Some("cdw:6000".into());
+        let mut snapshot = compact::snapshot(&[]);
         snapshot.segments = Ok(segments);
         snapshot.mirrors = match replication_error {
             Some(message) => Err(SourceError {
@@ -331,10 +296,10 @@ mod tests {
     /// Content 0's mirror is down (G_mirror_down.txt shape), everything else in sync.
     fn mirror0_down() -> Vec<Segment> {
         vec![
-            seg(2, 0, 'p', 'p', 'n', 'u', "sdw1"),
-            seg(5, 0, 'm', 'm', 'n', 'd', "sdw2"),
-            seg(3, 1, 'p', 'p', 's', 'u', "sdw2"),
-            seg(6, 1, 'm', 'm', 's', 'u', "sdw1"),
+            seg((2, 0, 'p', 'p', 'n', 'u', "sdw1")),
+            seg((5, 0, 'm', 'm', 'n', 'd', "sdw2")),
+            seg((3, 1, 'p', 'p', 's', 'u', "sdw2")),
+            seg((6, 1, 'm', 'm', 's', 'u', "sdw1")),
         ]
     }
 
@@ -355,8 +320,8 @@ mod tests {
     fn dispatch_failure_with_every_content_protected_is_the_failover_window() {
         // C_failover_transition.txt: primary dead, catalog still all s/u, FTS about to act.
         let rows = vec![
-            seg(2, 0, 'p', 'p', 's', 'u', "sdw1"),
-            seg(5, 0, 'm', 'm', 's', 'u', "sdw2"),
+            seg((2, 0, 'p', 'p', 's', 'u', "sdw1")),
+            seg((5, 0, 'm', 'm', 's', 'u', "sdw2")),
         ];
         let health = snapshot_with(rows, Some(DISPATCH_ERROR)).health().unwrap();
         assert!(health.segment_dispatch_failing);
@@ -379,10 +344,10 @@ mod tests {
     #[test]
     fn resynchronized_but_switched_is_unbalanced_and_overloads_a_host() {
         let rows = vec![
-            seg(2, 0, 'm', 'p', 's', 'u', "sdw1"),
-            seg(5, 0, 'p', 'm', 's', 'u', "sdw2"),
-            seg(3, 1, 'p', 'p', 's', 'u', "sdw2"),
-            seg(6, 1, 'm', 'm', 's', 'u', "sdw1"),
+            seg((2, 0, 'm', 'p', 's', 'u', "sdw1")),
+            seg((5, 0, 'p', 'm', 's', 'u', "sdw2")),
+            seg((3, 1, 'p', 'p', 's', 'u', "sdw2")),
+            seg((6, 1, 'm', 'm', 's', 'u', "sdw1")),
         ];
         let health = Health::from_segments(&rows);
         assert_eq!(health.state(), ClusterState::Unbalanced);

@@ -7,7 +7,12 @@
 //! - [`reader::ClusterReader`]: the one entry point; one round = one [`Snapshot`].
 //! - [`version`]: `version()` -> product, PostgreSQL base, SQL [`Dialect`].
 //! - [`endpoint`]: probing and classifying a coordinator endpoint.
-//! - [`queries`]: SQL per dialect and pure row mappings, one module per source.
+//! - [`queries`]: every statement; one module per source (SQL per dialect, pure row
+//!   mapping, recorded-row tests) behind the [`queries::SourceQuery`] contract.
+//! - `test_support` (cargo feature `test-support`): the snapshot builders every crate's
+//!   tests share, and the parser of recorded `psql` tables.
+
+#![warn(missing_docs)]
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -20,6 +25,8 @@ pub mod pgpass;
 pub mod queries;
 pub mod reader;
 pub mod snapshot;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 pub mod tls;
 pub mod version;
 

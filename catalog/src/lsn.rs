@@ -7,6 +7,7 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
 pub struct Lsn(pub u64);
 
+/// Text that is not a WAL position; holds the text.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid LSN {0:?}: expected two hexadecimal halves like 0/C0000A8")]
 pub struct LsnParseError(pub String);

@@ -5,19 +5,30 @@
 //! rejection), keeps one persistent, read-only connection to the acting coordinator, follows
 //! a promoted standby without a restart, and reads each source on its own so a failing query
 //! costs only that source.
+//!
+//! This file owns the session, not the SQL: every statement comes from [`crate::queries`],
+//! every source is read by the one generic `ClusterReader::read` (bounded by
+//! `statement_timeout` plus a grace), and what a timeout or a closed connection does to the
+//! session is decided in one place, `ClusterReader::query`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::future::join_all;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 use crate::endpoint::{probe, ConnectSettings, Probe};
 use crate::error::CatalogError;
-use crate::queries::{self, RawRow};
+use crate::queries::history::HistorySource;
+use crate::queries::recovery::RecoverySource;
+use crate::queries::replication::{attach_current, CurrentWalSource, ReplicationSource};
+use crate::queries::segments::SegmentsSource;
+use crate::queries::standby::StandbySource;
+use crate::queries::{run, session as sql, RawRow, SourceQuery, Unanswered};
 use crate::snapshot::{
-    Dialect, EndpointObservation, EndpointState, Snapshot, Source, SourceError, Version,
+    Dialect, EndpointObservation, EndpointState, Snapshot, Source, SourceError, Sourced, Version,
 };
 use crate::version::parse_version;
 
@@ -118,6 +129,7 @@ impl ClusterReader {
         self.config.endpoints.get(self.session.as_ref()?.index)
     }
 
+    /// The configuration in use (zero timeouts already replaced by the defaults).
     pub fn config(&self) -> &ReaderConfig {
         &self.config
     }
@@ -175,23 +187,12 @@ impl ClusterReader {
             return Err(CatalogError::NoCoordinator("connection lost".into()));
         };
         let endpoint = self.config.endpoints[session.index].to_string();
-        // FTS may take its probe timeout and retries to answer: allow a minute.
-        let sql = "BEGIN TRANSACTION READ WRITE; SET LOCAL statement_timeout = '60s'; \
-            SELECT gp_request_fts_probe_scan()::text AS requested; COMMIT";
-        let answer = tokio::time::timeout(
-            Duration::from_secs(60) + CLIENT_GRACE,
-            session.client.simple_query(sql),
-        )
-        .await;
-        match answer {
-            Ok(Ok(messages)) => {
-                let rows = raw_rows(&messages);
-                let requested = rows.first().and_then(|r| r.get("requested"));
-                Ok(matches!(requested, Some("t" | "true")))
-            }
-            Ok(Err(source)) => {
+        let limit = sql::FTS_PROBE_TIMEOUT + CLIENT_GRACE;
+        match run(&session.client, sql::FTS_PROBE, limit).await {
+            Ok(rows) => Ok(sql::fts_requested(&rows)),
+            Err(Unanswered::Failed(source)) => {
                 if !session.client.is_closed() {
-                    let _ = session.client.simple_query("ROLLBACK").await;
+                    let _ = session.client.simple_query(sql::ROLLBACK).await;
                 }
                 self.drop_session_if_closed();
                 Err(CatalogError::query(
@@ -200,11 +201,12 @@ impl ClusterReader {
                     source,
                 ))
             }
-            Err(_) => {
+            Err(Unanswered::TimedOut) => {
                 // The session is mid-statement: it cannot be reused.
                 self.session = None;
                 Err(CatalogError::NoCoordinator(format!(
-                    "{endpoint}: gp_request_fts_probe_scan() did not answer within 60s"
+                    "{endpoint}: gp_request_fts_probe_scan() did not answer within {}s",
+                    sql::FTS_PROBE_TIMEOUT.as_secs()
                 )))
             }
         }
@@ -265,19 +267,13 @@ impl ClusterReader {
     async fn check_session(&mut self) -> Option<(usize, EndpointObservation)> {
         let session = self.session.as_ref()?;
         let index = session.index;
-        let check = tokio::time::timeout(
+        let check = run(
+            &session.client,
+            sql::IN_RECOVERY,
             self.config.connect_timeout,
-            session
-                .client
-                .simple_query("SELECT pg_is_in_recovery()::text AS in_recovery"),
         )
         .await;
-        let in_recovery = match check {
-            Ok(Ok(messages)) => raw_rows(&messages)
-                .first()
-                .and_then(|r| r.get("in_recovery").map(|v| v == "t" || v == "true")),
-            _ => None,
-        };
+        let in_recovery = check.ok().and_then(|rows| sql::in_recovery(&rows));
         if in_recovery == Some(false) {
             let observation = EndpointObservation {
                 endpoint: self.config.endpoints[index].to_string(),
@@ -303,7 +299,9 @@ impl ClusterReader {
             return;
         }
         let endpoint = self.config.endpoints[index].to_string();
-        match prepare_session(&client, &self.config).await {
+        // Session settings: bounded, read-only, UTC timestamps.
+        let settings = sql::prepare(self.config.statement_timeout);
+        match client.simple_query(&settings).await.map(drop) {
             Ok(()) => {
                 tracing::info!(%endpoint, "connected to the acting coordinator");
                 self.session = Some(Session {
@@ -321,6 +319,8 @@ impl ClusterReader {
         }
     }
 
+    /// Detects the coordinator's version when the session has none yet (a failed detection
+    /// is retried every round, since the dialect of every source follows from it).
     async fn ensure_version(&mut self) {
         let Some(session) = &mut self.session else {
             return;
@@ -330,15 +330,8 @@ impl ClusterReader {
         }
         let endpoint = self.config.endpoints[session.index].to_string();
         let timeout = self.config.statement_timeout + CLIENT_GRACE;
-        let answer = tokio::time::timeout(
-            timeout,
-            session
-                .client
-                .simple_query("SELECT version()::text AS version"),
-        )
-        .await;
-        session.version = match answer {
-            Ok(Ok(messages)) => match raw_rows(&messages).first().and_then(|r| r.get("version")) {
+        session.version = match run(&session.client, sql::VERSION, timeout).await {
+            Ok(rows) => match sql::version_text(&rows) {
                 Some(text) => parse_version(text).map_err(|source| {
                     CatalogError::Version {
                         endpoint: endpoint.clone(),
@@ -348,10 +341,12 @@ impl ClusterReader {
                 }),
                 None => Err(format!("{endpoint}: version() returned no row")),
             },
-            Ok(Err(source)) => {
+            Err(Unanswered::Failed(source)) => {
                 Err(CatalogError::query(endpoint.clone(), "version()", source).to_string())
             }
-            Err(_) => Err(format!("{endpoint}: version() did not answer in time")),
+            Err(Unanswered::TimedOut) => {
+                Err(format!("{endpoint}: version() did not answer in time"))
+            }
         };
         match &session.version {
             Ok(version) => tracing::info!(
@@ -404,114 +399,69 @@ impl ClusterReader {
         state.last = Some(observation.clone());
     }
 
+    /// Reads the sources one after another, each timed and each failing alone.
     async fn read_sources(&mut self, dialect: Dialect, snapshot: &mut Snapshot) {
-        let (segments, took) = timed(self.read_segments(dialect)).await;
-        snapshot.segments = segments.map_err(|e| source_error(Source::Segments, e));
-        snapshot.durations_seconds.insert(Source::Segments, took);
-
-        let (mirrors, took) = timed(self.read_replication(dialect)).await;
-        snapshot.mirrors = mirrors.map_err(|e| source_error(Source::Replication, e));
-        snapshot.durations_seconds.insert(Source::Replication, took);
-
-        let (standby, took) = timed(self.read_standby(dialect)).await;
-        snapshot.standby = standby.map_err(|e| source_error(Source::Standby, e));
-        snapshot.durations_seconds.insert(Source::Standby, took);
-
-        let (history, took) = timed(self.read_history(dialect)).await;
-        snapshot.history = history.map_err(|e| source_error(Source::History, e));
-        snapshot.durations_seconds.insert(Source::History, took);
-
-        let (recovery, took) = timed(self.read_recovery(dialect)).await;
-        snapshot.recovery = recovery.map_err(|e| source_error(Source::Recovery, e));
-        snapshot.durations_seconds.insert(Source::Recovery, took);
+        let durations = &mut snapshot.durations_seconds;
+        snapshot.segments = measured(
+            durations,
+            Source::Segments,
+            self.read::<SegmentsSource>(dialect),
+        )
+        .await;
+        snapshot.mirrors = measured(
+            durations,
+            Source::Replication,
+            self.read_replication(dialect),
+        )
+        .await;
+        snapshot.standby = measured(
+            durations,
+            Source::Standby,
+            self.read::<StandbySource>(dialect),
+        )
+        .await;
+        snapshot.history = measured(
+            durations,
+            Source::History,
+            self.read::<HistorySource>(dialect),
+        )
+        .await;
+        snapshot.recovery = measured(
+            durations,
+            Source::Recovery,
+            self.read::<RecoverySource>(dialect),
+        )
+        .await;
     }
 
-    async fn read_segments(
-        &mut self,
-        dialect: Dialect,
-    ) -> Result<Vec<crate::Segment>, CatalogError> {
-        let rows = self
-            .query(queries::segments::sql(dialect), "gp_segment_configuration")
-            .await?;
-        let endpoint = self.session_endpoint();
-        queries::segments::map(&rows).map_err(|source| CatalogError::Row {
-            endpoint,
-            what: "gp_segment_configuration",
+    /// Reads one source: its statement for `dialect` (none: the mapping of no rows), bounded
+    /// by `ClusterReader::query`, then its mapping, whose errors name the endpoint.
+    async fn read<S: SourceQuery>(&mut self, dialect: Dialect) -> Result<S::Out, CatalogError> {
+        let rows = match S::sql(dialect) {
+            Some(statement) => self.query(statement, S::NAME).await?,
+            None => Vec::new(),
+        };
+        S::map(dialect, &rows).map_err(|source| CatalogError::Row {
+            endpoint: self.session_endpoint(),
+            what: S::NAME,
             source,
         })
     }
 
+    /// Mirror replication plus, apart, the primaries' positions: losing those costs only the
+    /// send lag.
     async fn read_replication(
         &mut self,
         dialect: Dialect,
     ) -> Result<Vec<crate::MirrorReplication>, CatalogError> {
-        let Some(sql) = queries::replication::sql(dialect) else {
-            return Ok(Vec::new());
-        };
-        let rows = self.query(sql, "gp_stat_replication").await?;
-        let mut mirrors =
-            queries::replication::map(dialect, &rows).map_err(|source| CatalogError::Row {
-                endpoint: self.session_endpoint(),
-                what: "gp_stat_replication",
-                source,
-            })?;
-        if let Some(sql) = queries::replication::current_sql(dialect) {
-            // Losing the primaries' positions costs only the send lag.
-            let current = match self
-                .query(sql, "the primaries' current WAL positions")
-                .await
-            {
-                Ok(rows) => {
-                    queries::replication::map_current(dialect, &rows).map_err(|e| e.to_string())
-                }
-                Err(error) => Err(error.to_string()),
-            };
-            match current {
-                Ok(current) => queries::replication::attach_current(&mut mirrors, &current),
+        let mut mirrors = self.read::<ReplicationSource>(dialect).await?;
+        if CurrentWalSource::sql(dialect).is_some() {
+            match self.read::<CurrentWalSource>(dialect).await {
+                Ok(current) => attach_current(&mut mirrors, &current),
                 Err(error) => tracing::warn!(%error, "mirror send lag unknown this round"),
             }
         }
         Ok(mirrors)
-    }
-
-    async fn read_standby(
-        &mut self,
-        dialect: Dialect,
-    ) -> Result<crate::StandbyReplication, CatalogError> {
-        let rows = self
-            .query(queries::standby::sql(dialect), "pg_stat_replication")
-            .await?;
-        queries::standby::map(dialect, &rows).map_err(|source| CatalogError::Row {
-            endpoint: self.session_endpoint(),
-            what: "pg_stat_replication",
-            source,
-        })
-    }
-
-    async fn read_history(&mut self, dialect: Dialect) -> Result<crate::History, CatalogError> {
-        let rows = self
-            .query(queries::history::sql(dialect), "gp_configuration_history")
-            .await?;
-        queries::history::map(&rows).map_err(|source| CatalogError::Row {
-            endpoint: self.session_endpoint(),
-            what: "gp_configuration_history",
-            source,
-        })
-    }
-
-    async fn read_recovery(
-        &mut self,
-        dialect: Dialect,
-    ) -> Result<Vec<crate::RecoveryProgress>, CatalogError> {
-        let Some(sql) = queries::recovery::sql(dialect) else {
-            return Ok(Vec::new());
-        };
-        let rows = self.query(sql, "gp_stat_progress_basebackup").await?;
-        queries::recovery::map(&rows).map_err(|source| CatalogError::Row {
-            endpoint: self.session_endpoint(),
-            what: "gp_stat_progress_basebackup",
-            source,
-        })
     }
 
     fn session_endpoint(&self) -> String {
@@ -522,7 +472,11 @@ impl ClusterReader {
 
     /// Runs one statement on the session. A closed connection or a client-side timeout drops
     /// the session, so the next round reconnects.
-    async fn query(&mut self, sql: &str, what: &'static str) -> Result<Vec<RawRow>, CatalogError> {
+    async fn query(
+        &mut self,
+        statement: &str,
+        what: &'static str,
+    ) -> Result<Vec<RawRow>, CatalogError> {
         let endpoint = self.session_endpoint();
         let Some(session) = &self.session else {
             return Err(CatalogError::NoCoordinator(format!(
@@ -530,13 +484,13 @@ impl ClusterReader {
             )));
         };
         let limit = self.config.statement_timeout + CLIENT_GRACE;
-        match tokio::time::timeout(limit, session.client.simple_query(sql)).await {
-            Ok(Ok(messages)) => Ok(raw_rows(&messages)),
-            Ok(Err(source)) => {
+        match run(&session.client, statement, limit).await {
+            Ok(rows) => Ok(rows),
+            Err(Unanswered::Failed(source)) => {
                 self.drop_session_if_closed();
                 Err(CatalogError::query(endpoint, what, source))
             }
-            Err(_) => {
+            Err(Unanswered::TimedOut) => {
                 self.session = None;
                 Err(CatalogError::NoCoordinator(format!(
                     "{endpoint}: {what} did not answer within {:.1}s; reconnecting",
@@ -554,40 +508,19 @@ impl ClusterReader {
     }
 }
 
-/// Session settings: bounded, read-only, UTC timestamps (the history mapping parses them).
-async fn prepare_session(
-    client: &Client,
-    config: &ReaderConfig,
-) -> Result<(), tokio_postgres::Error> {
-    let millis = config.statement_timeout.as_millis().max(1);
-    let sql = format!(
-        "SET statement_timeout = {millis}; SET default_transaction_read_only = on; \
-         SET TimeZone = 'UTC'"
-    );
-    client.simple_query(&sql).await.map(drop)
-}
-
-fn raw_rows(messages: &[SimpleQueryMessage]) -> Vec<RawRow> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(RawRow::from_simple_row(row)),
-            _ => None,
-        })
-        .collect()
-}
-
-async fn timed<T>(work: impl std::future::Future<Output = T>) -> (T, f64) {
+/// Awaits one source's read, records how long it took and labels a failure with the source.
+async fn measured<T>(
+    durations: &mut BTreeMap<Source, f64>,
+    source: Source,
+    read: impl std::future::Future<Output = Result<T, CatalogError>>,
+) -> Sourced<T> {
     let started = Instant::now();
-    let value = work.await;
-    (value, started.elapsed().as_secs_f64())
-}
-
-fn source_error(source: Source, error: CatalogError) -> SourceError {
-    SourceError {
+    let value = read.await;
+    durations.insert(source, started.elapsed().as_secs_f64());
+    value.map_err(|error| SourceError {
         source,
         message: error.to_string(),
-    }
+    })
 }
 
 fn fail_catalog_sources(snapshot: &mut Snapshot, why: &str) {

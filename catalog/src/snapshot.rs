@@ -17,13 +17,18 @@ use crate::lsn::Lsn;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Product {
+    /// VMware/Broadcom Greenplum Database (or an open-source build of it).
     Greenplum,
+    /// Apache Cloudberry (formerly Cloudberry Database), a Greenplum 7 fork.
     Cloudberry,
+    /// Greengage DB, a Greenplum 6 fork.
     Greengage,
+    /// No known product in `version()`: a plain PostgreSQL (such as the lab's).
     Unknown,
 }
 
 impl Product {
+    /// The word used in the version label (`greenplum`).
     pub fn as_str(self) -> &'static str {
         match self {
             Product::Greenplum => "greenplum",
@@ -52,18 +57,24 @@ pub enum Dialect {
 /// A parsed `version()` string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Version {
+    /// Which fork answered.
     pub product: Product,
     /// e.g. `6.24.3`, `2.0.0-incubating`.
     pub product_version: String,
     /// PostgreSQL base, e.g. `9.4.26`.
     pub pg_version: String,
+    /// The catalog shape the SQL is written for.
     pub dialect: Dialect,
 }
 
+/// `gp_segment_configuration.role` (what an instance acts as now) or `preferred_role` (what
+/// it was given at initialisation, the state `gprecoverseg -r` restores).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// `p`: serves queries for its content and sends WAL to its mirror.
     Primary,
+    /// `m`: replays the primary's WAL, promoted by FTS when the primary fails.
     Mirror,
 }
 
@@ -77,10 +88,13 @@ impl Role {
     }
 }
 
+/// `gp_segment_configuration.status`, as FTS last marked the instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SegmentStatus {
+    /// `u`: FTS reaches it.
     Up,
+    /// `d`: FTS marked it down; `gprecoverseg` brings it back.
     Down,
 }
 
@@ -88,13 +102,18 @@ pub enum SegmentStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
+    /// `s`: the pair is in sync; the mirror can take over without loss.
     Synchronized,
+    /// `n`: the pair is not in sync (mirror down, or catching up after a recovery).
     NotSynchronized,
+    /// `c` (GP5): the primary records changes while its mirror is down.
     ChangeTracking,
+    /// `r` (GP5): the mirror is being brought up to date after a recovery.
     Resynchronizing,
 }
 
 impl Mode {
+    /// Every mode, in the order metrics list them.
     pub const ALL: [Mode; 4] = [
         Mode::Synchronized,
         Mode::NotSynchronized,
@@ -102,6 +121,7 @@ impl Mode {
         Mode::Resynchronizing,
     ];
 
+    /// The word used in labels (`not_synchronized`).
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Synchronized => "synchronized",
@@ -118,24 +138,37 @@ impl Mode {
 /// always says `m/s/u`, even when the standby is dead. Use [`Snapshot::standby`] for the truth.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Segment {
+    /// The instance's id, unique in the cluster.
     pub dbid: i16,
+    /// The data slice the instance holds; -1 is the coordinator tier, primary and mirror of
+    /// a pair share it.
     pub content: i16,
+    /// What the instance acts as now.
     pub role: Role,
+    /// What it was given; differs from `role` after a failover until a rebalance.
     pub preferred_role: Role,
+    /// Whether the pair is in sync.
     pub mode: Mode,
+    /// Whether FTS reaches it.
     pub status: SegmentStatus,
+    /// The instance's PostgreSQL port.
     pub port: i32,
+    /// The host it runs on (what host-level alerts and balance are counted by).
     pub hostname: String,
+    /// The interface it is reached on (`hostname` when the catalog has none).
     pub address: String,
     /// Absent on GP5 (which has `replication_port` instead).
     pub datadir: Option<String>,
 }
 
 impl Segment {
+    /// The coordinator or its standby (content -1), whose mode and status do not tell the
+    /// truth.
     pub fn is_coordinator_tier(&self) -> bool {
         self.content < 0
     }
 
+    /// Marked up by FTS.
     pub fn is_up(&self) -> bool {
         self.status == SegmentStatus::Up
     }
@@ -151,15 +184,22 @@ impl Segment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplicationState {
+    /// Caught up and sending WAL as it is written: the normal state.
     Streaming,
+    /// Connected and catching up with the sender (after a recovery or a lag spike).
     Catchup,
+    /// The walsender is starting.
     Startup,
+    /// A `pg_basebackup` copy is running (a full recovery, `gprecoverseg -F`).
     Backup,
+    /// The walsender is shutting down.
     Stopping,
+    /// No walsender: the mirror or standby is not connected.
     Disconnected,
 }
 
 impl ReplicationState {
+    /// Every state, in the order metrics list them.
     pub const ALL: [ReplicationState; 6] = [
         ReplicationState::Streaming,
         ReplicationState::Catchup,
@@ -169,6 +209,7 @@ impl ReplicationState {
         ReplicationState::Disconnected,
     ];
 
+    /// The word used in labels (`streaming`).
     pub fn as_str(self) -> &'static str {
         match self {
             ReplicationState::Streaming => "streaming",
@@ -193,16 +234,22 @@ impl ReplicationState {
     }
 }
 
+/// `sync_state` of a walsender: whether commits wait for this replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncState {
+    /// Commits wait for it: Greenplum's mirrors and standby when in sync.
     Sync,
+    /// Commits do not wait (e.g. a `pg_basebackup` walsender).
     Async,
+    /// Would become synchronous if the current synchronous replica failed.
     Potential,
+    /// One of a quorum of synchronous replicas (PostgreSQL 10+).
     Quorum,
 }
 
 impl SyncState {
+    /// Parses `pg_stat_replication.sync_state`; `None` for an unknown word.
     pub fn parse(text: &str) -> Option<Self> {
         Some(match text {
             "sync" => SyncState::Sync,
@@ -219,15 +266,23 @@ impl SyncState {
 pub struct WalSender {
     /// `gp_walreceiver` for a mirror or the standby, `pg_basebackup` during a full recovery.
     pub application_name: String,
+    /// What the walsender is doing.
     pub state: ReplicationState,
+    /// Whether commits wait for it (`None` when NULL).
     pub sync_state: Option<SyncState>,
+    /// WAL sent to the replica.
     pub sent: Option<Lsn>,
+    /// WAL the replica has written.
     pub write: Option<Lsn>,
+    /// WAL the replica has flushed to disk (what a failover keeps).
     pub flush: Option<Lsn>,
+    /// WAL the replica has replayed.
     pub replay: Option<Lsn>,
-    /// GP7+ only (`*_lag` intervals), in seconds.
+    /// GP7+ only (`*_lag` intervals), in seconds: until the replica wrote recent WAL.
     pub write_lag_seconds: Option<f64>,
+    /// GP7+ only, in seconds: until the replica flushed recent WAL.
     pub flush_lag_seconds: Option<f64>,
+    /// GP7+ only, in seconds: until the replica replayed recent WAL.
     pub replay_lag_seconds: Option<f64>,
 }
 
@@ -243,6 +298,7 @@ pub struct WalLag {
 }
 
 impl WalSender {
+    /// The walsender of a mirror or the standby (not a `pg_basebackup` copy).
     pub fn is_gp_walreceiver(&self) -> bool {
         self.application_name == "gp_walreceiver"
     }
@@ -262,6 +318,7 @@ impl WalSender {
 /// Replication of one content, from the row(s) `gp_stat_replication` has for it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MirrorReplication {
+    /// The content (data slice) whose pair this is.
     pub content: i16,
     /// The acting primary's walsender to its mirror; `None` when the mirror is not connected.
     pub mirror: Option<WalSender>,
@@ -273,6 +330,8 @@ pub struct MirrorReplication {
 }
 
 impl MirrorReplication {
+    /// The mirror's replication state; `Backup` during a full recovery's copy,
+    /// `Disconnected` when no walsender serves the mirror.
     pub fn state(&self) -> ReplicationState {
         if let Some(sender) = &self.mirror {
             return sender.state;
@@ -288,6 +347,7 @@ impl MirrorReplication {
         ReplicationState::Disconnected
     }
 
+    /// The mirror's lag by stage; `None` when the mirror is not connected.
     pub fn lag(&self) -> Option<WalLag> {
         self.mirror.as_ref().map(|s| s.lag(self.primary_current))
     }
@@ -306,8 +366,11 @@ pub struct StandbyReplication {
 /// One line of `gp_configuration_history`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HistoryEntry {
+    /// When the configuration changed.
     pub time: DateTime<Utc>,
+    /// The instance the line is about.
     pub dbid: i16,
+    /// What happened, in Greenplum's words (`FTS: update status and mode for dbid 2...`).
     pub description: String,
 }
 
@@ -322,8 +385,11 @@ impl HistoryEntry {
 /// every scrape would not scale).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct History {
+    /// Lines written by FTS (failovers, instances marked down), ever.
     pub fts_events: u64,
+    /// Every line, ever (FTS, `gprecoverseg`, `gpactivatestandby`...).
     pub total_events: u64,
+    /// The newest line's time; `None` for an empty table.
     pub last_change: Option<DateTime<Utc>>,
     /// The most recent lines, newest first (bounded by the query).
     pub recent: Vec<HistoryEntry>,
@@ -332,9 +398,13 @@ pub struct History {
 /// A full recovery copying files (`gp_stat_progress_basebackup`, GP7+).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecoveryProgress {
+    /// The content whose mirror is being copied.
     pub content: i16,
+    /// `pg_basebackup`'s phase (`streaming database files`...).
     pub phase: String,
+    /// Bytes to copy; `None` while the size is being estimated.
     pub total_bytes: Option<u64>,
+    /// Bytes copied so far.
     pub streamed_bytes: Option<u64>,
 }
 
@@ -354,6 +424,7 @@ pub enum EndpointState {
 }
 
 impl EndpointState {
+    /// Every state, in the order metrics list them.
     pub const ALL: [EndpointState; 4] = [
         EndpointState::Coordinator,
         EndpointState::StandbyInRecovery,
@@ -361,6 +432,7 @@ impl EndpointState {
         EndpointState::Down,
     ];
 
+    /// The word used in labels (`standby_in_recovery`).
     pub fn as_str(self) -> &'static str {
         match self {
             EndpointState::Coordinator => "coordinator",
@@ -371,10 +443,12 @@ impl EndpointState {
     }
 }
 
+/// What one probe of a configured coordinator endpoint saw this round.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EndpointObservation {
     /// `host:port` as configured.
     pub endpoint: String,
+    /// What the endpoint answered as.
     pub state: EndpointState,
     /// The server's message, for logs and `check` output.
     pub detail: Option<String>,
@@ -386,15 +460,22 @@ pub struct EndpointObservation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
+    /// Probing the configured coordinator endpoints.
     Endpoints,
+    /// `gp_segment_configuration`.
     Segments,
+    /// `gp_stat_replication`: the mirrors' walsenders.
     Replication,
+    /// The coordinator's `pg_stat_replication`: the standby's walsender.
     Standby,
+    /// `gp_configuration_history`.
     History,
+    /// `gp_stat_progress_basebackup`: full recoveries (GP7+).
     Recovery,
 }
 
 impl Source {
+    /// Every source, in reading order.
     pub const ALL: [Source; 6] = [
         Source::Endpoints,
         Source::Segments,
@@ -404,6 +485,7 @@ impl Source {
         Source::Recovery,
     ];
 
+    /// The name used in the `collector` label and in errors (`replication`).
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Endpoints => "endpoints",
@@ -425,7 +507,9 @@ impl fmt::Display for Source {
 /// Why a source has no data this time. Cloneable plain data, so snapshots stay plain data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceError {
+    /// The source that failed.
     pub source: Source,
+    /// Why, with the endpoint and the server's own text.
     pub message: String,
 }
 
@@ -453,21 +537,27 @@ impl SourceError {
     }
 }
 
+/// What one source gave this round: its data, or why there is none.
 pub type Sourced<T> = Result<T, SourceError>;
 
 /// Everything one read of the cluster saw.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
+    /// When the round started.
     pub taken_at: DateTime<Utc>,
     /// Every configured coordinator endpoint, probed this round.
     pub endpoints: Vec<EndpointObservation>,
     /// The endpoint that acts as coordinator (`None`: no coordinator answered).
     pub acting_coordinator: Option<String>,
+    /// The acting coordinator's build (`None` without a coordinator or while detection fails).
     pub version: Option<Version>,
+    /// Every row of `gp_segment_configuration`, coordinator tier included.
     pub segments: Sourced<Vec<Segment>>,
     /// Per content that has a mirror.
     pub mirrors: Sourced<Vec<MirrorReplication>>,
+    /// The standby coordinator's replication, as the coordinator sees it.
     pub standby: Sourced<StandbyReplication>,
+    /// Summary and newest lines of `gp_configuration_history`.
     pub history: Sourced<History>,
     /// Empty on GP5/GP6 (no progress view) and when no full recovery runs.
     pub recovery: Sourced<Vec<RecoveryProgress>>,
@@ -501,6 +591,7 @@ impl Snapshot {
         }
     }
 
+    /// An endpoint answered as the acting coordinator this round.
     pub fn coordinator_up(&self) -> bool {
         self.acting_coordinator.is_some()
     }

@@ -8,15 +8,28 @@ use crate::snapshot::{Dialect, Product, Version};
 /// Why a `version()` string could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VersionError {
+    /// The answer is not a PostgreSQL-family `version()` string (quoted, shortened).
     #[error("version() answered {0:?}, which does not start with \"PostgreSQL <version>\"")]
     NotPostgres(String),
     #[error("version() answered {text:?}: PostgreSQL base {base:?} is not a version number")]
-    BadBase { text: String, base: String },
+    /// The PostgreSQL base after `PostgreSQL ` is not a number like `9.4.26`.
+    BadBase {
+        /// The answer, shortened.
+        text: String,
+        /// The word where the base version should be.
+        base: String,
+    },
     #[error(
         "version() answered {text:?}: PostgreSQL base {base} is older than 8.3 (Greenplum 5), \
          no catalog dialect is known for it"
     )]
-    Unsupported { text: String, base: String },
+    /// A base older than Greenplum 5's 8.3: no catalog dialect exists for it.
+    Unsupported {
+        /// The answer, shortened.
+        text: String,
+        /// The PostgreSQL base version.
+        base: String,
+    },
 }
 
 /// Longest excerpt of a bad `version()` string quoted in an error.

@@ -223,7 +223,7 @@ fn write_failures(out: &mut String, snapshot: &Snapshot) -> std::fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_fixtures as fx;
+    use greenplum_catalog::test_support::recorded as fx;
 
     #[test]
     fn verdicts() {

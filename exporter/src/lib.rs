@@ -15,6 +15,3 @@ pub mod metrics;
 pub mod run;
 pub mod scrape;
 pub mod web_config;
-
-#[cfg(test)]
-mod test_fixtures;

@@ -197,7 +197,7 @@ pub(crate) mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::test_fixtures as fx;
+    use greenplum_catalog::test_support::recorded as fx;
 
     /// A failing source's SQL error is kept for the log (the fault matrix found it was
     /// reported only as `collector_success 0`, with nothing to read in the log).

@@ -26,6 +26,3 @@ pub mod state;
 pub mod tls;
 pub mod verify;
 pub mod webhook;
-
-#[cfg(test)]
-pub(crate) mod testutil;

@@ -82,7 +82,7 @@ fn segments(action: ActionKind, targets: &[i16], snapshot: &Snapshot) -> Progres
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::*;
+    use greenplum_catalog::test_support::compact::*;
 
     #[test]
     fn recovery_goes_pending_up_done() {

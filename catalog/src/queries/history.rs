@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{id, Cells, RawRow, RowError};
+use super::{id, Cells, RawRow, RowError, SourceQuery};
 use crate::snapshot::{Dialect, History, HistoryEntry};
 
 /// How many of the newest lines a snapshot carries.
@@ -33,6 +33,23 @@ macro_rules! history_sql {
 const GP5_GP6: &str = history_sql!("\"desc\"");
 const GP7: &str = history_sql!("description");
 
+/// The source of [`Snapshot::history`](crate::Snapshot::history).
+pub struct HistorySource;
+
+impl SourceQuery for HistorySource {
+    const NAME: &'static str = "gp_configuration_history";
+    type Out = History;
+
+    fn sql(dialect: Dialect) -> Option<&'static str> {
+        Some(sql(dialect))
+    }
+
+    fn map(_: Dialect, rows: &[RawRow]) -> Result<History, RowError> {
+        map(rows)
+    }
+}
+
+/// The statement for `dialect` (every dialect has one).
 pub fn sql(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Gp5 | Dialect::Gp6 => GP5_GP6,
@@ -76,7 +93,7 @@ fn timestamp(cells: &Cells<'_>, column: &str, text: &str) -> Result<DateTime<Utc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queries::psql::parse_aligned;
+    use crate::test_support::psql::parse_aligned;
 
     /// Recorded lines plus the summary columns the real query adds.
     fn with_summary(text: &str, total: &str, fts: &str, last: &str) -> Vec<RawRow> {

@@ -1,5 +1,9 @@
-//! One module per catalog source, each with its SQL per [`Dialect`] and a pure mapping from
-//! rows to snapshot types.
+//! Every statement the crate sends, and the one contract a catalog source follows.
+//!
+//! A source is one module here: its SQL per [`Dialect`], a pure mapping from rows to snapshot
+//! types, the recorded-row tests of that mapping, and a unit struct implementing
+//! [`SourceQuery`] so the reader reads it through one generic, timeout-bounded call. The
+//! statements that manage the session rather than read a source live in [`session`].
 //!
 //! Every query casts its columns to text (`col::text AS col`) and runs over the simple query
 //! protocol, so a row is just column name -> optional text ([`RawRow`]). That keeps the
@@ -9,29 +13,96 @@
 //! [`Dialect`]: crate::snapshot::Dialect
 
 pub mod history;
-pub mod psql;
 pub mod recovery;
 pub mod replication;
 pub mod segments;
+pub mod session;
 pub mod standby;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::time::Duration;
+
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::lsn::Lsn;
+use crate::snapshot::Dialect;
+
+/// One catalog source: what it reads, its SQL per dialect and its row mapping.
+///
+/// Adding a source means one module in `queries/` with a unit struct implementing this, a
+/// field in [`Snapshot`](crate::Snapshot), and one line in the reader's round.
+pub trait SourceQuery {
+    /// What the source reads, as error messages and logs name it (`gp_segment_configuration`).
+    const NAME: &'static str;
+    /// What the rows map to.
+    type Out;
+    /// The statement for `dialect`; `None` when that version has no such view, in which case
+    /// the source reads as the mapping of no rows (an empty list, not a failure).
+    fn sql(dialect: Dialect) -> Option<&'static str>;
+    /// Maps the rows. Pure, so recorded rows in tests take the same path as live ones.
+    fn map(dialect: Dialect, rows: &[RawRow]) -> Result<Self::Out, RowError>;
+}
+
+/// Why a bounded statement gave no rows.
+#[derive(Debug)]
+pub(crate) enum Unanswered {
+    /// The server (or the connection) returned an error.
+    Failed(tokio_postgres::Error),
+    /// No answer within the client-side limit; the connection is mid-statement.
+    TimedOut,
+}
+
+/// The one way the crate runs a statement: simple query protocol, every row as text, bounded
+/// on the client side by `limit` (the server's `statement_timeout` may never fire when the
+/// network is what hangs).
+pub(crate) async fn run(
+    client: &Client,
+    sql: &str,
+    limit: Duration,
+) -> Result<Vec<RawRow>, Unanswered> {
+    match tokio::time::timeout(limit, client.simple_query(sql)).await {
+        Ok(Ok(messages)) => Ok(raw_rows(&messages)),
+        Ok(Err(error)) => Err(Unanswered::Failed(error)),
+        Err(_) => Err(Unanswered::TimedOut),
+    }
+}
+
+fn raw_rows(messages: &[SimpleQueryMessage]) -> Vec<RawRow> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(RawRow::from_simple_row(row)),
+            _ => None,
+        })
+        .collect()
+}
 
 /// A mapping failure: which column of which row held what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RowError {
+    /// A column the mapping needs is NULL or absent from the result.
     #[error("row {row}: column {column} is missing or NULL")]
-    Missing { row: usize, column: String },
+    Missing {
+        /// Index of the row in the result, from 0.
+        row: usize,
+        /// The column's name.
+        column: String,
+    },
+    /// A column holds text the mapping cannot read (an unknown role letter, a bad LSN...).
     #[error("row {row}: column {column} holds {value:?}, expected {expected}")]
     Invalid {
+        /// Index of the row in the result, from 0.
         row: usize,
+        /// The column's name.
         column: String,
+        /// The value as the server sent it (at most 200 characters).
         value: String,
+        /// What the mapping accepts, in words.
         expected: &'static str,
     },
+    /// The result as a whole makes no sense (a walsender whose details are hidden, a
+    /// recorded table without a header).
     #[error("{0}")]
     Malformed(String),
 }
@@ -43,6 +114,7 @@ pub struct RawRow {
 }
 
 impl RawRow {
+    /// An empty row; fill it with [`RawRow::insert`].
     pub fn new() -> Self {
         Self::default()
     }
@@ -57,6 +129,7 @@ impl RawRow {
         }
     }
 
+    /// Sets a column (`None` for SQL NULL), replacing any earlier value.
     pub fn insert(&mut self, column: impl Into<String>, value: Option<String>) {
         self.columns.insert(column.into(), value);
     }
@@ -267,7 +340,7 @@ mod tests {
 
         #[test]
         fn text_parsers_never_panic(text in ".*") {
-            let _ = psql::parse_aligned(&text);
+            let _ = crate::test_support::psql::parse_aligned(&text);
             let _ = parse_seconds(&text);
             let _ = crate::endpoint::classify_rejection("57M02", &text, Some(&text));
             let _ = crate::endpoint::last_replayed_from_detail(&text);

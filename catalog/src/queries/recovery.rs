@@ -2,13 +2,30 @@
 //! (GP7 and Cloudberry). GP5/GP6 have no such view: [`sql`] is `None` and the reader reports
 //! an empty list (on GP6 a running copy shows as replication state `backup` instead).
 
-use super::{id, Cells, RawRow, RowError};
+use super::{id, Cells, RawRow, RowError, SourceQuery};
 use crate::snapshot::{Dialect, RecoveryProgress};
 
 const GP7: &str = "SELECT gp_segment_id::text AS gp_segment_id, phase::text AS phase, \
     backup_total::text AS backup_total, backup_streamed::text AS backup_streamed \
     FROM gp_stat_progress_basebackup ORDER BY gp_segment_id";
 
+/// The source of [`Snapshot::recovery`](crate::Snapshot::recovery).
+pub struct RecoverySource;
+
+impl SourceQuery for RecoverySource {
+    const NAME: &'static str = "gp_stat_progress_basebackup";
+    type Out = Vec<RecoveryProgress>;
+
+    fn sql(dialect: Dialect) -> Option<&'static str> {
+        sql(dialect)
+    }
+
+    fn map(_: Dialect, rows: &[RawRow]) -> Result<Vec<RecoveryProgress>, RowError> {
+        map(rows)
+    }
+}
+
+/// The statement for `dialect`; `None` before GP7.
 pub fn sql(dialect: Dialect) -> Option<&'static str> {
     match dialect {
         Dialect::Gp5 | Dialect::Gp6 => None,
@@ -16,6 +33,7 @@ pub fn sql(dialect: Dialect) -> Option<&'static str> {
     }
 }
 
+/// One entry per copy in progress.
 pub fn map(rows: &[RawRow]) -> Result<Vec<RecoveryProgress>, RowError> {
     rows.iter()
         .enumerate()
@@ -35,7 +53,7 @@ pub fn map(rows: &[RawRow]) -> Result<Vec<RecoveryProgress>, RowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queries::psql::parse_aligned;
+    use crate::test_support::psql::parse_aligned;
 
     #[test]
     fn gp7_copy_in_progress() {

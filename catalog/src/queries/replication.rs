@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{id, Cells, RawRow, RowError};
+use super::{id, Cells, RawRow, RowError, SourceQuery};
 use crate::lsn::Lsn;
 use crate::snapshot::{Dialect, MirrorReplication, ReplicationState, SyncState, WalSender};
 
@@ -39,6 +39,40 @@ const GP6_CURRENT: &str = "SELECT gp_segment_id::text AS gp_segment_id, \
 const GP7_CURRENT: &str = "SELECT gp_segment_id::text AS gp_segment_id, \
     pg_current_wal_lsn()::text AS pg_current_wal_lsn FROM gp_dist_random('gp_id')";
 
+/// The source of [`Snapshot::mirrors`](crate::Snapshot::mirrors).
+pub struct ReplicationSource;
+
+impl SourceQuery for ReplicationSource {
+    const NAME: &'static str = "gp_stat_replication";
+    type Out = Vec<MirrorReplication>;
+
+    fn sql(dialect: Dialect) -> Option<&'static str> {
+        sql(dialect)
+    }
+
+    fn map(dialect: Dialect, rows: &[RawRow]) -> Result<Vec<MirrorReplication>, RowError> {
+        map(dialect, rows)
+    }
+}
+
+/// The acting primaries' current WAL positions, read after [`ReplicationSource`] and
+/// [`attach_current`]ed to it; its failure costs only the send lag.
+pub struct CurrentWalSource;
+
+impl SourceQuery for CurrentWalSource {
+    const NAME: &'static str = "the primaries' current WAL positions";
+    type Out = BTreeMap<i16, Lsn>;
+
+    fn sql(dialect: Dialect) -> Option<&'static str> {
+        current_sql(dialect)
+    }
+
+    fn map(dialect: Dialect, rows: &[RawRow]) -> Result<BTreeMap<i16, Lsn>, RowError> {
+        map_current(dialect, rows)
+    }
+}
+
+/// The `gp_stat_replication` statement for `dialect`; `None` on GP5.
 pub fn sql(dialect: Dialect) -> Option<&'static str> {
     match dialect {
         Dialect::Gp5 => None,
@@ -47,6 +81,7 @@ pub fn sql(dialect: Dialect) -> Option<&'static str> {
     }
 }
 
+/// The current-position statement for `dialect`; `None` on GP5.
 pub fn current_sql(dialect: Dialect) -> Option<&'static str> {
     match dialect {
         Dialect::Gp5 => None,
@@ -174,8 +209,8 @@ pub fn attach_current(mirrors: &mut [MirrorReplication], current: &BTreeMap<i16,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queries::psql::parse_aligned;
     use crate::snapshot::WalLag;
+    use crate::test_support::psql::parse_aligned;
 
     fn rows(text: &str) -> Vec<RawRow> {
         parse_aligned(text).unwrap()

@@ -3,7 +3,7 @@
 //! Columns are named, never `*`: GP5 has `replication_port` instead of `datadir`, Cloudberry
 //! adds `warehouseid` (ignored), and a later release may add more.
 
-use super::{id, Cells, RawRow, RowError};
+use super::{id, Cells, RawRow, RowError, SourceQuery};
 use crate::snapshot::{Dialect, Mode, Role, Segment, SegmentStatus};
 
 const GP6_PLUS: &str = "SELECT dbid::text AS dbid, content::text AS content, role::text AS role, \
@@ -19,6 +19,23 @@ const GP5: &str = "SELECT dbid::text AS dbid, content::text AS content, role::te
     NULL::text AS datadir \
     FROM gp_segment_configuration ORDER BY content, dbid";
 
+/// The source of [`Snapshot::segments`](crate::Snapshot::segments).
+pub struct SegmentsSource;
+
+impl SourceQuery for SegmentsSource {
+    const NAME: &'static str = "gp_segment_configuration";
+    type Out = Vec<Segment>;
+
+    fn sql(dialect: Dialect) -> Option<&'static str> {
+        Some(sql(dialect))
+    }
+
+    fn map(_: Dialect, rows: &[RawRow]) -> Result<Vec<Segment>, RowError> {
+        map(rows)
+    }
+}
+
+/// The statement for `dialect` (every dialect has one).
 pub fn sql(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Gp5 => GP5,
@@ -80,7 +97,7 @@ fn map_row(cells: &Cells<'_>) -> Result<Segment, RowError> {
 mod tests {
     use super::*;
     use crate::health::{ClusterState, Health};
-    use crate::queries::psql::parse_aligned;
+    use crate::test_support::psql::parse_aligned;
 
     fn recorded(name: &str) -> Vec<Segment> {
         let text = match name {

@@ -6,7 +6,7 @@
 //! so "no standby connected" is one row with NULL walsender columns rather than no row.
 
 use super::replication::walsender;
-use super::{Cells, RawRow, RowError};
+use super::{Cells, RawRow, RowError, SourceQuery};
 use crate::snapshot::{Dialect, ReplicationState, StandbyReplication};
 
 /// GP5's standby also replicates by walsender and shares the 8.3/9.4 names.
@@ -28,6 +28,23 @@ const GP7: &str = "SELECT cur.lsn AS coordinator_current, r.* FROM \
     EXTRACT(EPOCH FROM replay_lag)::text AS replay_lag \
     FROM pg_stat_replication WHERE application_name = 'gp_walreceiver') r ON true";
 
+/// The source of [`Snapshot::standby`](crate::Snapshot::standby).
+pub struct StandbySource;
+
+impl SourceQuery for StandbySource {
+    const NAME: &'static str = "pg_stat_replication";
+    type Out = StandbyReplication;
+
+    fn sql(dialect: Dialect) -> Option<&'static str> {
+        Some(sql(dialect))
+    }
+
+    fn map(dialect: Dialect, rows: &[RawRow]) -> Result<StandbyReplication, RowError> {
+        map(dialect, rows)
+    }
+}
+
+/// The statement for `dialect` (every dialect has one).
 pub fn sql(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Gp5 | Dialect::Gp6 => GP5_GP6,
@@ -65,8 +82,8 @@ pub fn map(dialect: Dialect, rows: &[RawRow]) -> Result<StandbyReplication, RowE
 mod tests {
     use super::*;
     use crate::lsn::Lsn;
-    use crate::queries::psql::parse_aligned;
     use crate::snapshot::SyncState;
+    use crate::test_support::psql::parse_aligned;
 
     #[test]
     fn healthy_gp6_standby_streams_in_sync() {

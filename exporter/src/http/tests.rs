@@ -12,8 +12,8 @@ use tower::ServiceExt;
 use super::*;
 use crate::metrics::tests::parse;
 use crate::scrape::tests::Scripted;
-use crate::test_fixtures as fx;
 use crate::web_config::WebConfig;
+use greenplum_catalog::test_support::recorded as fx;
 
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use greenplum_catalog::{Dialect, Mode, Snapshot};
 
 use super::*;
-use crate::test_fixtures as fx;
+use greenplum_catalog::test_support::recorded as fx;
 
 /// One parsed sample line.
 #[derive(Debug, Clone, PartialEq)]

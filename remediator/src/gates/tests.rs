@@ -1,7 +1,7 @@
 use super::*;
 use crate::policy::tests::EXAMPLE;
 use crate::policy::Policy;
-use crate::testutil::*;
+use greenplum_catalog::test_support::compact::*;
 
 fn policy() -> Policy {
     Policy::parse(EXAMPLE).expect("example policy")

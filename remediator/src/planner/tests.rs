@@ -19,7 +19,7 @@ use crate::journal::{
     ActionRecord, ApprovalDecision, ControlKind, ExecutionStart, NewAction, SqliteJournal,
     StateChange, Verification,
 };
-use crate::testutil;
+use greenplum_catalog::test_support::compact as testutil;
 
 /// The cluster as the scripted catalog shows it; the fake executor changes it.
 #[derive(Clone)]

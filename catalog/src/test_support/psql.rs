@@ -1,10 +1,11 @@
 //! Reads the aligned table format of `psql` into [`RawRow`]s, so recorded output of a real
 //! cluster can feed the mappings in tests (here and in the crates that build snapshots).
+//! Only tests use it, hence its place behind the `test-support` feature.
 //!
 //! psql prints NULL and the empty string alike; both become `None`, which is what the
 //! recorded catalog rows mean.
 
-use super::{RawRow, RowError};
+use crate::queries::{RawRow, RowError};
 
 /// Parses the first aligned table in `text`: a header line, a `---+---` line, rows, and
 /// optionally `(N rows)`. Lines before the header are skipped.

@@ -1,40 +1,31 @@
-//! Snapshots built by hand from compact rows, in the shape of the recorded GP 6.24.3 cluster.
+//! Snapshots built by hand from compact rows, in the shape of the recorded GP 6.24.3 cluster
+//! spread over hosts `sdw1`/`sdw2` with the coordinator on `mdw` and the standby on `smdw`.
+//! Each scenario is a cluster state a DBA would name (after a failover, unbalanced...).
 
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use greenplum_catalog::{
+
+use super::{endpoint, gp_walreceiver, mode, role, status};
+use crate::snapshot::{
     EndpointObservation, EndpointState, History, MirrorReplication, Mode, ReplicationState, Role,
-    Segment, SegmentStatus, Snapshot, StandbyReplication, SyncState, WalSender,
+    Segment, Snapshot, Source, SourceError, StandbyReplication, SyncState, WalSender,
 };
 
-/// `(dbid, content, role, preferred_role, mode, status, host)`.
+/// `(dbid, content, role, preferred_role, mode, status, host)`, the letters as in
+/// `gp_segment_configuration`.
 pub type Row = (i16, i16, char, char, char, char, &'static str);
 
+/// One `gp_segment_configuration` row; port `6000 + dbid`, datadir `/data/gpseg<content>`.
 pub fn seg(row: Row) -> Segment {
-    let (dbid, content, role, pref, mode, status, host) = row;
-    let role_of = |c| {
-        if c == 'p' {
-            Role::Primary
-        } else {
-            Role::Mirror
-        }
-    };
+    let (dbid, content, role_letter, pref, mode_letter, status_letter, host) = row;
     Segment {
         dbid,
         content,
-        role: role_of(role),
-        preferred_role: role_of(pref),
-        mode: if mode == 's' {
-            Mode::Synchronized
-        } else {
-            Mode::NotSynchronized
-        },
-        status: if status == 'u' {
-            SegmentStatus::Up
-        } else {
-            SegmentStatus::Down
-        },
+        role: role(role_letter),
+        preferred_role: role(pref),
+        mode: mode(mode_letter),
+        status: status(status_letter),
         port: 6000 + i32::from(dbid),
         hostname: host.to_string(),
         address: host.to_string(),
@@ -42,22 +33,15 @@ pub fn seg(row: Row) -> Segment {
     }
 }
 
+/// A `gp_walreceiver` walsender in `state`, sync or async, positions unknown.
 pub fn walsender(state: ReplicationState, sync: bool) -> WalSender {
     WalSender {
-        application_name: "gp_walreceiver".into(),
-        state,
         sync_state: Some(if sync {
             SyncState::Sync
         } else {
             SyncState::Async
         }),
-        sent: None,
-        write: None,
-        flush: None,
-        replay: None,
-        write_lag_seconds: None,
-        flush_lag_seconds: None,
-        replay_lag_seconds: None,
+        ..gp_walreceiver(state)
     }
 }
 
@@ -83,18 +67,8 @@ pub fn snapshot(rows: &[Row]) -> Snapshot {
     Snapshot {
         taken_at: Utc::now(),
         endpoints: vec![
-            EndpointObservation {
-                endpoint: "mdw:5432".into(),
-                state: EndpointState::Coordinator,
-                detail: None,
-                last_replayed: None,
-            },
-            EndpointObservation {
-                endpoint: "smdw:5432".into(),
-                state: EndpointState::StandbyInRecovery,
-                detail: None,
-                last_replayed: None,
-            },
+            endpoint("mdw:5432", EndpointState::Coordinator),
+            endpoint("smdw:5432", EndpointState::StandbyInRecovery),
         ],
         acting_coordinator: Some("mdw:5432".into()),
         version: None,
@@ -110,6 +84,7 @@ pub fn snapshot(rows: &[Row]) -> Snapshot {
     }
 }
 
+/// The coordinator (`mdw`) and standby (`smdw`) rows, as the catalog always shows them.
 pub const COORDINATOR: [Row; 2] = [
     (1, -1, 'p', 'p', 'n', 'u', "mdw"),
     (8, -1, 'm', 'm', 's', 'u', "smdw"),
@@ -180,8 +155,8 @@ pub fn suspected_double_fault() -> Snapshot {
         (3, 1, 'p', 'p', 's', 'u', "sdw1"),
         (6, 1, 'm', 'm', 's', 'u', "sdw2"),
     ]);
-    snapshot.mirrors = Err(greenplum_catalog::SourceError {
-        source: greenplum_catalog::Source::Replication,
+    snapshot.mirrors = Err(SourceError {
+        source: Source::Replication,
         message: "ERROR: failed to acquire resources on one or more segments (SQLSTATE 58M01) DETAIL: FTS detected one or more segments are down".into(),
     });
     snapshot
@@ -198,12 +173,7 @@ pub fn coordinator_down() -> Snapshot {
                 detail: Some("connection refused".into()),
                 last_replayed: None,
             },
-            EndpointObservation {
-                endpoint: "smdw:5432".into(),
-                state: EndpointState::StandbyInRecovery,
-                detail: None,
-                last_replayed: None,
-            },
+            endpoint("smdw:5432", EndpointState::StandbyInRecovery),
         ],
         "no coordinator answered",
     );

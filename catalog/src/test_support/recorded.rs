@@ -4,11 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, TimeZone, Utc};
-use greenplum_catalog::{
-    Dialect, EndpointObservation, EndpointState, History, Lsn, MirrorReplication, Mode, Product,
-    RecoveryProgress, ReplicationState, Role, Segment, SegmentStatus, Snapshot, Source,
-    SourceError, StandbyReplication, SyncState, Version, WalSender,
+use chrono::{TimeZone, Utc};
+
+pub use super::{at, endpoint, gp6, gp7, lsn};
+use super::{gp_walreceiver, mode, role, status};
+use crate::snapshot::{
+    EndpointObservation, EndpointState, History, MirrorReplication, RecoveryProgress,
+    ReplicationState, Segment, Snapshot, Source, SourceError, StandbyReplication, SyncState,
+    WalSender,
 };
 
 /// A_healthy.txt, `SELECT * FROM gp_segment_configuration ORDER BY content, role`.
@@ -47,16 +50,9 @@ pub const MIRROR_DOWN_ROWS: &str = "
     4 |       2 | p    | p              | s    | u      | 6004 | vm       | vm      | /data/gpdemo/dbfast3/demoDataDir2
 ";
 
-fn role(text: &str) -> Role {
-    if text == "p" {
-        Role::Primary
-    } else {
-        Role::Mirror
-    }
-}
-
-/// Parses pasted `gp_segment_configuration` rows (GP6 column order).
+/// Parses pasted `gp_segment_configuration` rows (GP6 column order, no header).
 pub fn segments(table: &str) -> Vec<Segment> {
+    let letter = |text: &str| text.chars().next().unwrap_or(' ');
     table
         .lines()
         .filter(|line| line.contains('|'))
@@ -65,19 +61,10 @@ pub fn segments(table: &str) -> Vec<Segment> {
             Segment {
                 dbid: cols[0].parse().unwrap(),
                 content: cols[1].parse().unwrap(),
-                role: role(cols[2]),
-                preferred_role: role(cols[3]),
-                mode: match cols[4] {
-                    "s" => Mode::Synchronized,
-                    "c" => Mode::ChangeTracking,
-                    "r" => Mode::Resynchronizing,
-                    _ => Mode::NotSynchronized,
-                },
-                status: if cols[5] == "u" {
-                    SegmentStatus::Up
-                } else {
-                    SegmentStatus::Down
-                },
+                role: role(letter(cols[2])),
+                preferred_role: role(letter(cols[3])),
+                mode: mode(letter(cols[4])),
+                status: status(letter(cols[5])),
                 port: cols[6].parse().unwrap(),
                 hostname: cols[7].to_string(),
                 address: cols[8].to_string(),
@@ -87,66 +74,26 @@ pub fn segments(table: &str) -> Vec<Segment> {
         .collect()
 }
 
-pub fn lsn(text: &str) -> Lsn {
-    text.parse().unwrap()
-}
-
 /// A `gp_walreceiver` walsender as `gp_stat_replication` prints it (GP6: no lag intervals).
 pub fn walsender(state: &str, sent: &str, write: &str, flush: &str, replay: &str) -> WalSender {
     let opt = |t: &str| (!t.is_empty()).then(|| lsn(t));
     WalSender {
-        application_name: "gp_walreceiver".into(),
-        state: ReplicationState::from_walsender(state).unwrap(),
-        sync_state: Some(SyncState::Sync),
         sent: opt(sent),
         write: opt(write),
         flush: opt(flush),
         replay: opt(replay),
-        write_lag_seconds: None,
-        flush_lag_seconds: None,
-        replay_lag_seconds: None,
+        ..gp_walreceiver(ReplicationState::from_walsender(state).unwrap())
     }
 }
 
+/// One content's replication: its mirror's walsender (`None`: disconnected) and the acting
+/// primary's current position.
 pub fn mirror(content: i16, sender: Option<WalSender>, current: &str) -> MirrorReplication {
     MirrorReplication {
         content,
         mirror: sender,
         others: vec![],
         primary_current: Some(lsn(current)),
-    }
-}
-
-pub fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
-pub fn gp6() -> Version {
-    Version {
-        product: Product::Greenplum,
-        product_version: "6.24.3".into(),
-        pg_version: "9.4.26".into(),
-        dialect: Dialect::Gp6,
-    }
-}
-
-pub fn gp7() -> Version {
-    Version {
-        product: Product::Greenplum,
-        product_version: "7.1.0".into(),
-        pg_version: "12.12".into(),
-        dialect: Dialect::Gp7,
-    }
-}
-
-pub fn endpoint(name: &str, state: EndpointState) -> EndpointObservation {
-    EndpointObservation {
-        endpoint: name.into(),
-        state,
-        detail: None,
-        last_replayed: None,
     }
 }
 
