@@ -121,6 +121,7 @@ impl ReaderConfig {
             password: self.password.clone(),
             application_name: self.application_name.clone(),
             connect_timeout: self.connect_timeout,
+            options: crate::queries::session::startup_options(self.statement_timeout),
             tls: self.tls.as_ref().map(TlsConfig::connector).transpose()?,
         })
     }

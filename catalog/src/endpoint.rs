@@ -144,6 +144,9 @@ pub(crate) struct ConnectSettings {
     pub password: Option<String>,
     pub application_name: String,
     pub connect_timeout: Duration,
+    /// Startup options (`-c name=value ...`): the session settings, applied by the server at
+    /// login, so nothing is dispatched to the segments (see `queries::session`).
+    pub options: String,
     pub tls: Option<MakeRustlsConnect>,
 }
 
@@ -266,6 +269,7 @@ pub(crate) async fn connect(
         .dbname(&settings.dbname)
         .application_name(&settings.application_name)
         .connect_timeout(settings.connect_timeout)
+        .options(&settings.options)
         // A coordinator that vanishes without a FIN must not hang the next round forever.
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30));
@@ -434,6 +438,7 @@ mod tests {
             password: None,
             application_name: "catalog-test".into(),
             connect_timeout: timeout,
+            options: String::new(),
             tls: None,
         }
     }

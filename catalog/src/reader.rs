@@ -293,30 +293,20 @@ impl ClusterReader {
     }
 
     /// Adopts a coordinator connection when none is held; a second coordinator's connection
-    /// is dropped (the first in preference order stays the one we read).
+    /// is dropped (the first in preference order stays the one we read). The session settings
+    /// came with the connection (startup options), so adopting sends nothing.
     async fn consider(&mut self, index: usize, client: Client) {
         if self.session.is_some() {
             return;
         }
         let endpoint = self.config.endpoints[index].to_string();
-        // Session settings: bounded, read-only, UTC timestamps.
-        let settings = sql::prepare(self.config.statement_timeout);
-        match client.simple_query(&settings).await.map(drop) {
-            Ok(()) => {
-                tracing::info!(%endpoint, "connected to the acting coordinator");
-                self.session = Some(Session {
-                    index,
-                    client,
-                    version: Err("version not detected yet".into()),
-                });
-                self.ensure_version().await;
-            }
-            Err(error) => tracing::warn!(
-                %endpoint,
-                error = %crate::error::describe(&error),
-                "cannot prepare the catalog session"
-            ),
-        }
+        tracing::info!(%endpoint, "connected to the acting coordinator");
+        self.session = Some(Session {
+            index,
+            client,
+            version: Err("version not detected yet".into()),
+        });
+        self.ensure_version().await;
     }
 
     /// Detects the coordinator's version when the session has none yet (a failed detection

@@ -1,5 +1,5 @@
 //! The statements that manage the connection rather than read a source: the probe's
-//! "are you in recovery", the session settings, `version()`, and the one read-write
+//! "are you in recovery", the session settings (startup options, not statements), `version()`, and the one read-write
 //! transaction (asking FTS to probe). Kept here so every statement the crate sends is in
 //! `queries/`; the reader and the prober only decide what an answer means for the session.
 
@@ -25,14 +25,14 @@ pub const FTS_PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Ends an [`FTS_PROBE`] transaction that failed half-way.
 pub const ROLLBACK: &str = "ROLLBACK";
 
-/// Session settings of an adopted coordinator connection: bounded, read-only, UTC timestamps
-/// (the history mapping parses them).
-pub fn prepare(statement_timeout: Duration) -> String {
+/// Session settings of every catalog connection: bounded, read-only, UTC timestamps (the
+/// history mapping parses them). Sent as startup options (libpq `options`), never as `SET`:
+/// on Greenplum 6 a `SET` is dispatched to the segments and fails (58M01, "failed to acquire
+/// resources on one or more segments") while a content has no primary, which would make the
+/// coordinator unreadable exactly during a double fault (issue 12, seen on a real 6.24.3).
+pub fn startup_options(statement_timeout: Duration) -> String {
     let millis = statement_timeout.as_millis().max(1);
-    format!(
-        "SET statement_timeout = {millis}; SET default_transaction_read_only = on; \
-         SET TimeZone = 'UTC'"
-    )
+    format!("-c statement_timeout={millis} -c default_transaction_read_only=on -c TimeZone=UTC")
 }
 
 /// The answer to [`IN_RECOVERY`]; `None` when there was no value.
@@ -81,9 +81,11 @@ mod tests {
 
     #[test]
     fn session_settings_never_say_zero() {
-        assert!(prepare(Duration::ZERO).starts_with("SET statement_timeout = 1;"));
-        assert!(prepare(Duration::from_secs(5)).contains("= 5000;"));
-        assert!(prepare(Duration::from_secs(5)).contains("default_transaction_read_only = on"));
+        assert!(startup_options(Duration::ZERO).starts_with("-c statement_timeout=1 "));
+        let options = startup_options(Duration::from_secs(5));
+        assert!(options.contains("statement_timeout=5000 "), "{options}");
+        assert!(options.contains("-c default_transaction_read_only=on"), "{options}");
+        assert!(options.ends_with("-c TimeZone=UTC"), "{options}");
         assert!(FTS_PROBE.contains(&format!("'{}s'", FTS_PROBE_TIMEOUT.as_secs())));
     }
 }
