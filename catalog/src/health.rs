@@ -328,6 +328,43 @@ mod tests {
         assert!(!health.double_fault_suspected());
     }
 
+    /// Recorded on a real 6.24.3 with a password-authenticated role and no pg_hba.conf line
+    /// for the coordinator's own address: the entry db cannot log in.
+    const ENTRY_DB_LOGIN_ERROR: &str = "127.0.0.1:7000: gp_stat_replication failed: db error: \
+        ERROR: failed to acquire resources on one or more segments\nDETAIL: fe_sendauth: no \
+        password supplied\n (entry db 127.0.0.1:7000)";
+
+    #[test]
+    fn a_dispatch_login_failure_is_a_configuration_error_not_a_double_fault() {
+        use crate::snapshot::{Source, SourceError};
+        let health = snapshot_with(mirror0_down(), Some(ENTRY_DB_LOGIN_ERROR))
+            .health()
+            .unwrap();
+        assert!(!health.segment_dispatch_failing);
+        assert!(!health.double_fault_suspected());
+        for detail in [
+            "FATAL: no pg_hba.conf entry for host \"10.0.0.5\", user \"x\" (seg0 sdw1:6000)",
+            "FATAL: password authentication failed for user \"x\" (seg1 sdw2:6001)",
+        ] {
+            let message = format!(
+                "ERROR: failed to acquire resources on one or more segments\nDETAIL: {detail}"
+            );
+            let error = SourceError::new(Source::Replication, message);
+            assert!(error.is_dispatch_login_failure(), "{error}");
+            assert!(!error.is_segment_dispatch_failure(), "{error}");
+            assert!(
+                error.message.contains("pg_hba.conf or role problem"),
+                "{error}"
+            );
+        }
+        let down = SourceError::new(Source::Replication, DISPATCH_ERROR.into());
+        assert!(down.is_segment_dispatch_failure());
+        assert_eq!(
+            down.message, DISPATCH_ERROR,
+            "no hint on a real dispatch failure"
+        );
+    }
+
     #[test]
     fn other_replication_failures_raise_no_suspicion() {
         let timeout = "canceling statement due to statement timeout";

@@ -13,7 +13,6 @@
 //!   tests share, and the parser of recorded `psql` tables.
 
 #![warn(missing_docs)]
-
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;

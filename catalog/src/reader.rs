@@ -507,10 +507,7 @@ async fn measured<T>(
     let started = Instant::now();
     let value = read.await;
     durations.insert(source, started.elapsed().as_secs_f64());
-    value.map_err(|error| SourceError {
-        source,
-        message: error.to_string(),
-    })
+    value.map_err(|error| SourceError::new(source, error.to_string()))
 }
 
 fn fail_catalog_sources(snapshot: &mut Snapshot, why: &str) {

@@ -528,12 +528,51 @@ const DISPATCH_FAILURES: [&str; 2] = [
     "FTS detected one or more segments are down",
 ];
 
+/// DETAILs of a dispatch failure that say the coordinator could not log in, to a segment or
+/// to its own "entry db" (GP6 reads `gp_stat_replication` through one): a role or
+/// `pg_hba.conf` problem, never a down segment. Recorded on a real 6.24.3 with an md5 role:
+/// `DETAIL: fe_sendauth: no password supplied (entry db 127.0.0.1:7000)`.
+const LOGIN_FAILURES: [&str; 5] = [
+    "(entry db ",
+    "fe_sendauth",
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",
+];
+
+/// What the collector error says after a dispatch login failure, so the DBA fixes the role
+/// instead of looking for a down segment.
+const LOGIN_FAILURE_HINT: &str = " [the coordinator could not log in as this role to itself \
+    (entry db) or to a segment: a pg_hba.conf or role problem, not a down segment; see the \
+    GP6 pg_hba.conf lines in docs/OPERATIONS.md]";
+
 impl SourceError {
+    /// A source's failure, its message as the server gave it; a dispatch login failure gets
+    /// a hint saying what it is.
+    pub fn new(source: Source, message: String) -> SourceError {
+        let mut error = SourceError { source, message };
+        if error.is_dispatch_login_failure() {
+            error.message.push_str(LOGIN_FAILURE_HINT);
+        }
+        error
+    }
+
+    fn is_dispatch_failure(&self) -> bool {
+        DISPATCH_FAILURES.iter().any(|m| self.message.contains(m))
+    }
+
+    /// The query could not be dispatched because the coordinator could not log in to a
+    /// segment or to its own entry db: configuration, not availability.
+    pub fn is_dispatch_login_failure(&self) -> bool {
+        self.is_dispatch_failure() && LOGIN_FAILURES.iter().any(|m| self.message.contains(m))
+    }
+
     /// The query reached the coordinator but could not be dispatched to every acting primary
     /// (the error seen on GP6 until FTS fails a dead primary over, and for as long as it
-    /// cannot). Only the replication source dispatches; other sources never say this.
+    /// cannot). Only the replication source dispatches; other sources never say this. A
+    /// login failure is not one: it says nothing about the segments being up.
     pub fn is_segment_dispatch_failure(&self) -> bool {
-        DISPATCH_FAILURES.iter().any(|m| self.message.contains(m))
+        self.is_dispatch_failure() && !self.is_dispatch_login_failure()
     }
 }
 

@@ -84,7 +84,10 @@ mod tests {
         assert!(startup_options(Duration::ZERO).starts_with("-c statement_timeout=1 "));
         let options = startup_options(Duration::from_secs(5));
         assert!(options.contains("statement_timeout=5000 "), "{options}");
-        assert!(options.contains("-c default_transaction_read_only=on"), "{options}");
+        assert!(
+            options.contains("-c default_transaction_read_only=on"),
+            "{options}"
+        );
         assert!(options.ends_with("-c TimeZone=UTC"), "{options}");
         assert!(FTS_PROBE.contains(&format!("'{}s'", FTS_PROBE_TIMEOUT.as_secs())));
     }
