@@ -57,3 +57,23 @@ print(json.dumps(out))
     }
     Ok(serde_json::from_slice(&output.stdout)?)
 }
+
+/// The code block that follows `<!-- recipe: NAME ... -->` in a document of the repository
+/// (e.g. `docs/OPERATIONS.md`): what the docs tell a user to run, so a test runs exactly that.
+pub fn doc_recipe(doc: &str, name: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(repo_root().join(doc)).with_context(|| format!("reading {doc}"))?;
+    let marker = format!("<!-- recipe: {name} ");
+    let after = text
+        .split_once(&marker)
+        .with_context(|| format!("{doc} has no recipe {name}"))?
+        .1;
+    let block = after
+        .split_once("```")
+        .and_then(|(_, rest)| rest.split_once('\n'))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .with_context(|| format!("recipe {name} in {doc} is not followed by a code block"))?
+        .0;
+    Ok(block.to_string())
+}

@@ -107,11 +107,7 @@ impl RealCluster {
         run(Command::new(asset.join("install")), "install")?;
         let port_base = free_port_range(2 + 2 * pairs)?;
         // Under /tmp, not the test's temp dir: every parent must be searchable by the admin.
-        let dir = PathBuf::from(format!(
-            "/tmp/gp-real-{}-{}",
-            std::process::id(),
-            port_base
-        ));
+        let dir = PathBuf::from(format!("/tmp/gp-real-{}-{}", std::process::id(), port_base));
         let mut create = Command::new(asset.join("cluster"));
         create.args(["create", "--dir"]).arg(&dir).args([
             "--port-base",
@@ -282,12 +278,69 @@ impl RealCluster {
     }
 }
 
+impl RealCluster {
+    /// Puts `lines` at the top of `pg_hba.conf` on the coordinator and the standby (first
+    /// match wins) and reloads; returns what to pass to [`restore_hba`](Self::restore_hba).
+    pub fn prepend_hba(&self, lines: &str) -> Result<Vec<(PathBuf, String)>> {
+        let mut saved = Vec::new();
+        for datadir in self.coordinator_datadirs()? {
+            let path = PathBuf::from(datadir).join("pg_hba.conf");
+            let old = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            std::fs::write(&path, format!("{lines}\n{old}"))
+                .with_context(|| format!("writing {}", path.display()))?;
+            saved.push((path, old));
+        }
+        self.as_admin_ok("gpstop -u")?;
+        Ok(saved)
+    }
+
+    /// Puts back the `pg_hba.conf` files [`prepend_hba`](Self::prepend_hba) changed.
+    pub fn restore_hba(&self, saved: Vec<(PathBuf, String)>) -> Result<()> {
+        for (path, old) in saved {
+            std::fs::write(&path, old).with_context(|| format!("writing {}", path.display()))?;
+        }
+        self.as_admin_ok("gpstop -u")?;
+        Ok(())
+    }
+
+    /// The data directories of the coordinator tier (coordinator, standby).
+    fn coordinator_datadirs(&self) -> Result<Vec<String>> {
+        Ok(self
+            .segments(self.coordinator_port())?
+            .into_iter()
+            .filter(|s| s.content == -1)
+            .map(|s| s.datadir)
+            .collect())
+    }
+}
+
+/// This host's first address that is not loopback, so a test can tell a client's connection
+/// (from it) from the coordinator's connection to itself (from 127.0.0.1 on these clusters).
+pub fn host_address() -> Result<String> {
+    let out = Command::new("hostname")
+        .arg("-I")
+        .output()
+        .context("running hostname -I")?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .map(str::to_string)
+        .context("this host has no IPv4 address besides loopback")
+}
+
 impl Drop for RealCluster {
     fn drop(&mut self) {
         let mut destroy = Command::new(self.asset.join("cluster"));
         destroy.args(["destroy", "--dir"]).arg(&self.dir);
         if let Err(e) = run(destroy, "cluster destroy") {
-            eprintln!("real cluster in {} not destroyed: {e:#}", self.dir.display());
+            eprintln!(
+                "real cluster in {} not destroyed: {e:#}",
+                self.dir.display()
+            );
         }
     }
 }
@@ -321,7 +374,11 @@ fn free_port_range(count: u16) -> Result<u16> {
         if free {
             return Ok(base);
         }
-        base = if base + 25 >= 30_000 { 20_000 } else { base + 25 };
+        base = if base + 25 >= 30_000 {
+            20_000
+        } else {
+            base + 25
+        };
     }
     bail!("no {count} consecutive free ports between 20000 and 30000")
 }

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use greenplum_e2e::bins::binary;
+use greenplum_e2e::doc_recipe;
 use greenplum_e2e::exporter::Exporter;
 use greenplum_e2e::process::wait_for;
-use greenplum_e2e::real::{unavailable, RealCluster, RealVersion, SegmentRow};
+use greenplum_e2e::real::{host_address, unavailable, RealCluster, RealVersion, SegmentRow};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 type Scenario = fn(&RealCluster) -> Result<()>;
@@ -24,6 +25,10 @@ type Scenario = fn(&RealCluster) -> Result<()>;
 const SCENARIOS: &[(&str, Scenario)] = &[
     ("healthy_cluster_reads_like_the_catalog", healthy),
     ("primary_failover_and_gprecoverseg", primary_failover),
+    (
+        "operations_recipe_for_gp6_and_the_entry_db_login",
+        operations_recipe,
+    ),
     (
         "double_fault_still_finds_the_coordinator",
         double_fault_coordinator,
@@ -73,7 +78,10 @@ fn series(body: &str, name: &str, with: &[(&str, &str)]) -> Option<f64> {
             l.strip_prefix(name)
                 .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
         })
-        .filter(|l| with.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter(|l| {
+            with.iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .find_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
 }
 
@@ -81,9 +89,16 @@ fn series(body: &str, name: &str, with: &[(&str, &str)]) -> Option<f64> {
 fn check(cluster: &RealCluster) -> Result<(i32, String)> {
     let mut command = Command::new(binary("greenplum-exporter")?);
     command.arg("check").arg("--connect-timeout=5s");
-    command.args(cluster.endpoints().iter().map(|e| format!("--coordinator={e}")));
+    command.args(
+        cluster
+            .endpoints()
+            .iter()
+            .map(|e| format!("--coordinator={e}")),
+    );
     command.envs(cluster.env());
-    let out = command.output().context("running greenplum-exporter check")?;
+    let out = command
+        .output()
+        .context("running greenplum-exporter check")?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -102,17 +117,26 @@ fn segments_match(body: &str, rows: &[SegmentRow]) -> Result<()> {
         let dbid = row.dbid.to_string();
         let up = series(body, "greenplum_segment_up", &[("dbid", &dbid)]);
         let want = if row.status == 'u' { 1.0 } else { 0.0 };
-        ensure!(up == Some(want), "dbid {dbid}: catalog {row:?}, exporter {up:?}\n{body}");
+        ensure!(
+            up == Some(want),
+            "dbid {dbid}: catalog {row:?}, exporter {up:?}\n{body}"
+        );
         let primary = series(body, "greenplum_segment_is_primary", &[("dbid", &dbid)]);
         let want = if row.role == 'p' { 1.0 } else { 0.0 };
-        ensure!(primary == Some(want), "dbid {dbid}: catalog {row:?}, exporter {primary:?}");
+        ensure!(
+            primary == Some(want),
+            "dbid {dbid}: catalog {row:?}, exporter {primary:?}"
+        );
     }
     Ok(())
 }
 
 fn healthy(cluster: &RealCluster) -> Result<()> {
     let (code, text) = check(cluster)?;
-    ensure!(code == 0, "check exited {code} on a healthy cluster:\n{text}");
+    ensure!(
+        code == 0,
+        "check exited {code} on a healthy cluster:\n{text}"
+    );
     let dir = tempfile::tempdir()?;
     let exporter = start_exporter(cluster, dir.path())?;
     let body = exporter.scrape()?;
@@ -121,7 +145,10 @@ fn healthy(cluster: &RealCluster) -> Result<()> {
         series(&body, "greenplum_cluster_state", &[("state", "healthy")]) == Some(1.0),
         "{body}"
     );
-    ensure!(series(&body, "greenplum_standby_sync", &[]) == Some(1.0), "{body}");
+    ensure!(
+        series(&body, "greenplum_standby_sync", &[]) == Some(1.0),
+        "{body}"
+    );
     segments_match(&body, &cluster.segments(cluster.coordinator_port())?)?;
     // What gpstate says of the same cluster: no instance down, the standby passive.
     let gpstate = cluster.as_admin_ok("gpstate -s")?;
@@ -137,19 +164,31 @@ fn primary_failover(cluster: &RealCluster) -> Result<()> {
         .find(|r| r.content == 0 && r.role == 'p')
         .context("no primary of content 0")?;
     cluster.kill_instance(&primary.datadir)?;
-    let rows = cluster.probe_until("FTS marks the primary down", Duration::from_secs(60), |rows| {
-        rows.iter().any(|r| r.dbid == primary.dbid && r.status == 'd')
-    })?;
+    let rows = cluster.probe_until(
+        "FTS marks the primary down",
+        Duration::from_secs(60),
+        |rows| {
+            rows.iter()
+                .any(|r| r.dbid == primary.dbid && r.status == 'd')
+        },
+    )?;
     let dir = tempfile::tempdir()?;
     let exporter = start_exporter(cluster, dir.path())?;
     let body = exporter.scrape()?;
     segments_match(&body, &rows)?;
     ensure!(
-        series(&body, "greenplum_cluster_state", &[("state", "unprotected")]) == Some(1.0),
+        series(
+            &body,
+            "greenplum_cluster_state",
+            &[("state", "unprotected")]
+        ) == Some(1.0),
         "{body}"
     );
     let (code, text) = check(cluster)?;
-    ensure!(code == 1, "check exited {code} with a primary down:\n{text}");
+    ensure!(
+        code == 1,
+        "check exited {code} with a primary down:\n{text}"
+    );
     cluster.heal()?;
     let body = wait_for(
         "the exporter to see the healed cluster",
@@ -157,8 +196,10 @@ fn primary_failover(cluster: &RealCluster) -> Result<()> {
         Duration::from_secs(1),
         || {
             let body = exporter.scrape()?;
-            Ok((series(&body, "greenplum_cluster_state", &[("state", "healthy")]) == Some(1.0))
-                .then_some(body))
+            Ok(
+                (series(&body, "greenplum_cluster_state", &[("state", "healthy")]) == Some(1.0))
+                    .then_some(body),
+            )
         },
     )?;
     segments_match(&body, &cluster.segments(port)?)
@@ -179,9 +220,11 @@ fn double_fault_coordinator(cluster: &RealCluster) -> Result<()> {
     let (primary, mirror) = (of_content('p')?, of_content('m')?);
     cluster.kill_instance(&mirror.datadir)?;
     cluster.kill_instance(&primary.datadir)?;
-    cluster.probe_until("FTS sees the double fault", Duration::from_secs(90), |rows| {
-        rows.iter().any(|r| r.content == 1 && r.status == 'd')
-    })?;
+    cluster.probe_until(
+        "FTS sees the double fault",
+        Duration::from_secs(90),
+        |rows| rows.iter().any(|r| r.content == 1 && r.status == 'd'),
+    )?;
     let (code, text) = check(cluster)?;
     ensure!(
         code != 2 && !text.contains("coordinator NONE"),
@@ -195,6 +238,105 @@ fn double_fault_coordinator(cluster: &RealCluster) -> Result<()> {
         series(&body, "greenplum_contents_unavailable", &[]) == Some(1.0)
             || series(&body, "greenplum_contents_suspected_unavailable", &[]) == Some(1.0),
         "{body}"
+    );
+    Ok(())
+}
+
+/// Issue 12, bug 2, and docs/OPERATIONS.md's GP6 role and pg_hba.conf recipes as written
+/// (addresses filled in; `hostssl` becomes `host`, this cluster has no server certificate).
+/// With the password line alone, the coordinator's entry-db connection cannot log in: the
+/// replication collector must fail with a clear message and a primary failover must not look
+/// like a double fault. With the whole recipe, `check` passes on the healthy cluster.
+fn operations_recipe(cluster: &RealCluster) -> Result<()> {
+    let port = cluster.coordinator_port();
+    let password = format!("pw{}", std::process::id());
+    let role_sql =
+        doc_recipe("docs/OPERATIONS.md", "gp6-role")?.replace("'...'", &format!("'{password}'"));
+    let mut admin = cluster.connect(port)?;
+    // GP6's psql honours one statement per call; the driver takes them one by one as well.
+    for statement in role_sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        admin.batch_execute(statement)?;
+    }
+    let client = host_address()?;
+    let hba = doc_recipe("docs/OPERATIONS.md", "gp6-hba")?
+        .replace("COORDINATOR_ADDRESS", "127.0.0.1")
+        .replace("10.0.0.15", &client)
+        .replace("hostssl", "host   ");
+    let password_line = hba
+        .lines()
+        .find(|l| l.contains(&client))
+        .context("the recipe has no line for the exporter's host")?
+        .to_string();
+    let env = vec![
+        ("PGUSER".to_string(), "greenplum_exporter".to_string()),
+        ("PGPASSWORD".to_string(), password.clone()),
+        ("PGDATABASE".to_string(), "postgres".to_string()),
+    ];
+    let endpoints: Vec<String> = cluster
+        .endpoints()
+        .iter()
+        .map(|e| e.replace("127.0.0.1", &client))
+        .collect();
+    let dir = tempfile::tempdir()?;
+
+    // The password line alone (what OPERATIONS.md used to say).
+    let saved = cluster.prepend_hba(&password_line)?;
+    let result = (|| -> Result<()> {
+        let exporter = Exporter::start(dir.path(), &endpoints, &env)?;
+        let body = exporter.scrape()?;
+        ensure!(series(&body, "greenplum_up", &[]) == Some(1.0), "{body}");
+        ensure!(
+            series(
+                &body,
+                "greenplum_exporter_collector_success",
+                &[("collector", "replication")]
+            ) == Some(0.0),
+            "{body}"
+        );
+        let primary = cluster
+            .segments(port)?
+            .into_iter()
+            .find(|r| r.content == 1 && r.role == 'p')
+            .context("no primary of content 1")?;
+        cluster.kill_instance(&primary.datadir)?;
+        cluster.probe_until(
+            "FTS fails content 1 over",
+            Duration::from_secs(60),
+            |rows| {
+                rows.iter()
+                    .any(|r| r.dbid == primary.dbid && r.status == 'd')
+            },
+        )?;
+        let body = exporter.scrape()?;
+        ensure!(
+            series(&body, "greenplum_contents_suspected_unavailable", &[]) == Some(0.0),
+            "an ordinary failover read as a double fault:\n{body}"
+        );
+        ensure!(
+            exporter.log().contains("pg_hba.conf or role problem"),
+            "the collector error does not say what is wrong:\n{}",
+            exporter.log()
+        );
+        cluster.heal()
+    })();
+    cluster.restore_hba(saved)?;
+    result?;
+
+    // The whole recipe: check passes on the healthy cluster.
+    let saved = cluster.prepend_hba(&hba)?;
+    let mut command = Command::new(binary("greenplum-exporter")?);
+    command.arg("check").arg("--connect-timeout=5s");
+    command.args(endpoints.iter().map(|e| format!("--coordinator={e}")));
+    command.envs(env.iter().cloned());
+    let out = command.output()?;
+    cluster.restore_hba(saved)?;
+    admin.batch_execute("DROP ROLE greenplum_exporter")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure!(
+        out.status.code() == Some(0),
+        "check with the OPERATIONS.md recipe exited {:?} on a healthy cluster:\n{text}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
 }
