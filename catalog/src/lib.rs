@@ -5,11 +5,13 @@
 //! reason about (double faults, unprotected contents, imbalance) exactly once.
 //!
 //! - [`reader::ClusterReader`]: the one entry point; one round = one [`Snapshot`].
+//! - [`connection`]: the connection keys both services' files share, and the duration syntax.
 //! - [`version`]: `version()` -> product, PostgreSQL base, SQL [`Dialect`].
 //! - [`endpoint`]: probing and classifying a coordinator endpoint.
 //! - [`queries`]: SQL per dialect and pure row mappings, one module per source.
 
 pub mod config;
+pub mod connection;
 pub mod endpoint;
 pub mod error;
 pub mod health;
@@ -21,6 +23,7 @@ pub mod snapshot;
 pub mod tls;
 pub mod version;
 
+pub use connection::{parse_duration, ClusterConnection, ConnectionDefaults, TlsFiles};
 pub use error::CatalogError;
 pub use health::{ClusterState, Health};
 pub use lsn::Lsn;

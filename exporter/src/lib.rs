@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod run;
 pub mod scrape;
 pub mod web_config;
+pub mod yaml;
 
 #[cfg(test)]
 mod test_fixtures;
