@@ -13,10 +13,14 @@ use crate::tls::TlsConfig;
 pub struct ReaderConfig {
     /// Coordinator and standby, in preference order.
     pub endpoints: Vec<Endpoint>,
+    /// The database role the catalog is read as (see docs/OPERATIONS.md for its grants).
     pub user: String,
+    /// The database the sessions connect to (any database sees the cluster-wide catalog).
     pub dbname: String,
     /// Never logged, never in `Debug` output.
     pub password: Option<String>,
+    /// `application_name` of every session, so a DBA can tell our sessions in
+    /// `pg_stat_activity`.
     pub application_name: String,
     /// Bounds each connection attempt (TCP, TLS, authentication) and each probe query.
     pub connect_timeout: Duration,
@@ -42,8 +46,11 @@ impl fmt::Debug for ReaderConfig {
     }
 }
 
+/// `application_name` when the service sets none.
 pub const DEFAULT_APPLICATION_NAME: &str = "greenplum-catalog";
+/// Bound on each connection attempt when none is configured.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on each catalog statement when none is configured.
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl ReaderConfig {

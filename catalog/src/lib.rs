@@ -5,6 +5,7 @@
 //! reason about (double faults, unprotected contents, imbalance) exactly once.
 //!
 //! - [`reader::ClusterReader`]: the one entry point; one round = one [`Snapshot`].
+//! - [`connection`]: the connection keys both services' files share, and the duration syntax.
 //! - [`version`]: `version()` -> product, PostgreSQL base, SQL [`Dialect`].
 //! - [`endpoint`]: probing and classifying a coordinator endpoint.
 //! - [`queries`]: every statement; one module per source (SQL per dialect, pure row
@@ -16,6 +17,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod connection;
 pub mod endpoint;
 pub mod error;
 pub mod health;
@@ -29,6 +31,7 @@ pub mod test_support;
 pub mod tls;
 pub mod version;
 
+pub use connection::{parse_duration, ClusterConnection, ConnectionDefaults, TlsFiles};
 pub use error::CatalogError;
 pub use health::{ClusterState, Health};
 pub use lsn::Lsn;

@@ -22,6 +22,7 @@ pub struct TlsConfig {
 }
 
 impl TlsConfig {
+    /// TLS that verifies the server against `ca_file`, without a client certificate.
     pub fn with_ca(ca_file: impl Into<PathBuf>) -> Self {
         TlsConfig {
             ca_file: ca_file.into(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use greenplum_catalog::{Endpoint, ReaderConfig, TlsConfig};
+use greenplum_catalog::{parse_duration, Endpoint, ReaderConfig, TlsConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,10 +57,10 @@ pub struct DbArgs {
     #[arg(long = "db.sslrootcert", value_name = "FILE", global = true)]
     pub sslrootcert: Option<PathBuf>,
     /// Bound on every catalog query, e.g. 10s.
-    #[arg(long = "statement-timeout", value_name = "DURATION", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long = "statement-timeout", value_name = "DURATION", value_parser = parse_duration, global = true)]
     pub statement_timeout: Option<Duration>,
     /// Bound on each connection attempt and endpoint probe, e.g. 5s.
-    #[arg(long = "connect-timeout", value_name = "DURATION", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long = "connect-timeout", value_name = "DURATION", value_parser = parse_duration, global = true)]
     pub connect_timeout: Option<Duration>,
 }
 
@@ -68,7 +68,7 @@ pub struct DbArgs {
 pub struct WebArgs {
     /// Serve a catalog round this recent to further scrapes instead of reading again
     /// (0s: every scrape reads, concurrent scrapes still share one round).
-    #[arg(long = "cache-ttl", value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "0s", global = true)]
+    #[arg(long = "cache-ttl", value_name = "DURATION", value_parser = parse_duration, default_value = "0s", global = true)]
     pub cache_ttl: Duration,
     /// Address to listen on.
     #[arg(
@@ -138,17 +138,10 @@ impl clap::builder::TypedValueParser for EndpointParser {
 
 pub const APPLICATION_NAME: &str = "greenplum-exporter";
 
-/// Reads a password file: the first line, without its line ending.
+/// Reads a password file: the first line, without its line ending (the catalog's reader,
+/// the same for `--config.file` and the remediator's policy).
 pub fn read_password_file(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read password file {}", path.display()))?;
-    let password = text.lines().next().unwrap_or_default().to_string();
-    anyhow::ensure!(
-        !password.is_empty(),
-        "password file {} is empty",
-        path.display()
-    );
-    Ok(password)
+    Ok(greenplum_catalog::connection::read_password_file(path)?)
 }
 
 impl DbArgs {

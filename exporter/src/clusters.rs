@@ -5,7 +5,7 @@
 //!   prod:
 //!     endpoints: ["cdw.example.com:5432", "scdw.example.com:5432"]
 //!     user: gpmon
-//!     db: postgres
+//!     database: postgres
 //!     password_file: /etc/greenplum-exporter/prod.password
 //!     tls:
 //!       ca_file: /etc/greenplum-exporter/prod-ca.crt
@@ -13,64 +13,24 @@
 //!     connect_timeout: 5s        # optional, else --connect-timeout
 //! ```
 //!
-//! Relative paths are relative to the config file.
+//! Each cluster holds exactly the connection keys of the remediator's policy clusters
+//! ([`greenplum_catalog::ClusterConnection`], parsed by the same code: same defaults, same
+//! errors). Relative paths are relative to the config file; errors name their line.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use greenplum_catalog::{Endpoint, ReaderConfig, TlsConfig};
+use greenplum_catalog::{ClusterConnection, ConnectionDefaults, ReaderConfig};
 use serde::Deserialize;
 
-use crate::cli::{read_password_file, APPLICATION_NAME};
+use crate::cli::APPLICATION_NAME;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClustersFile {
-    pub clusters: BTreeMap<String, ClusterConfig>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterConfig {
-    pub endpoints: Vec<String>,
-    pub user: String,
-    pub db: String,
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    #[serde(default)]
-    pub tls: Option<ClusterTls>,
-    #[serde(default, with = "humantime_serde_opt")]
-    pub statement_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde_opt")]
-    pub connect_timeout: Option<Duration>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterTls {
-    pub ca_file: PathBuf,
-    #[serde(default)]
-    pub cert_file: Option<PathBuf>,
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-}
-
-/// Durations written like the flags (`10s`, `1m30s`).
-mod humantime_serde_opt {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let text: Option<String> = Option::deserialize(d)?;
-        text.map(|t| {
-            humantime::parse_duration(&t)
-                .map_err(|e| serde::de::Error::custom(format!("invalid duration {t:?}: {e}")))
-        })
-        .transpose()
-    }
+    pub clusters: BTreeMap<String, ClusterConnection>,
 }
 
 /// Defaults the flags give to every cluster of the file.
@@ -96,16 +56,13 @@ impl ClustersFile {
     }
 
     pub fn parse(text: &str) -> anyhow::Result<ClustersFile> {
-        let file: ClustersFile = serde_yaml::from_str(text)?;
+        let file: ClustersFile = crate::yaml::from_str(text)?;
         if file.clusters.is_empty() {
             bail!("no clusters defined");
         }
-        for (name, cluster) in &file.clusters {
+        for name in file.clusters.keys() {
             if !valid_name(name) {
                 bail!("cluster name {name:?} may only hold letters, digits, '-', '_' and '.'");
-            }
-            if cluster.endpoints.is_empty() {
-                bail!("cluster {name}: endpoints is empty");
             }
         }
         Ok(file)
@@ -117,11 +74,16 @@ impl ClustersFile {
         base: &Path,
         defaults: Defaults,
     ) -> anyhow::Result<BTreeMap<String, ReaderConfig>> {
+        let defaults = ConnectionDefaults {
+            application_name: APPLICATION_NAME.to_string(),
+            connect_timeout: defaults.connect_timeout,
+            statement_timeout: defaults.statement_timeout,
+        };
         self.clusters
             .iter()
             .map(|(name, cluster)| {
                 let config = cluster
-                    .reader_config(base, defaults)
+                    .reader_config(&defaults, base)
                     .with_context(|| format!("cluster {name}"))?;
                 Ok((name.clone(), config))
             })
@@ -129,38 +91,10 @@ impl ClustersFile {
     }
 }
 
-impl ClusterConfig {
-    fn reader_config(&self, base: &Path, defaults: Defaults) -> anyhow::Result<ReaderConfig> {
-        let endpoints = self
-            .endpoints
-            .iter()
-            .map(|e| e.parse::<Endpoint>().map_err(anyhow::Error::from))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut config = ReaderConfig::new(endpoints, &self.user, &self.db);
-        config.application_name = APPLICATION_NAME.to_string();
-        if let Some(file) = &self.password_file {
-            config.password = Some(read_password_file(&base.join(file))?);
-        }
-        if let Some(tls) = &self.tls {
-            config.tls = Some(TlsConfig {
-                ca_file: base.join(&tls.ca_file),
-                client_cert: tls.cert_file.as_ref().map(|f| base.join(f)),
-                client_key: tls.key_file.as_ref().map(|f| base.join(f)),
-            });
-        }
-        if let Some(t) = self.statement_timeout.or(defaults.statement_timeout) {
-            config.statement_timeout = t;
-        }
-        if let Some(t) = self.connect_timeout.or(defaults.connect_timeout) {
-            config.connect_timeout = t;
-        }
-        Ok(config)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use greenplum_catalog::Endpoint;
 
     const DEFAULTS: Defaults = Defaults {
         statement_timeout: Some(Duration::from_secs(7)),
@@ -172,7 +106,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("prod.password"), "pw\n").unwrap();
         let file = ClustersFile::parse(
-            "clusters:\n  prod:\n    endpoints: ['cdw:5432', 'scdw:5432']\n    user: gpmon\n    db: postgres\n    password_file: prod.password\n    tls:\n      ca_file: ca.crt\n    connect_timeout: 2s\n  dr:\n    endpoints: ['[::1]:6000']\n    user: gpmon\n    db: postgres\n",
+            "clusters:\n  prod:\n    endpoints: ['cdw:5432', 'scdw:5432']\n    user: gpmon\n    database: postgres\n    password_file: prod.password\n    tls:\n      ca_file: ca.crt\n    connect_timeout: 2s\n  dr:\n    endpoints: ['[::1]:6000']\n    user: gpmon\n    database: postgres\n",
         )
         .unwrap();
         let configs = file.reader_configs(dir.path(), DEFAULTS).unwrap();
@@ -197,20 +131,20 @@ mod tests {
         let err = |text: &str| format!("{:#}", ClustersFile::parse(text).unwrap_err());
         assert!(err("clusters: {}\n").contains("no clusters"));
         assert!(
-            err("clusters:\n  'a b':\n    endpoints: ['x:1']\n    user: u\n    db: d\n")
+            err("clusters:\n  'a b':\n    endpoints: ['x:1']\n    user: u\n    database: d\n")
                 .contains("may only hold")
         );
         assert!(
-            err("clusters:\n  a:\n    endpoints: []\n    user: u\n    db: d\n")
+            err("clusters:\n  a:\n    endpoints: []\n    user: u\n    database: d\n")
                 .contains("endpoints is empty")
         );
         assert!(err(
-            "clusters:\n  a:\n    endpoints: ['x:1']\n    user: u\n    db: d\n    password: p\n"
+            "clusters:\n  a:\n    endpoints: ['x:1']\n    user: u\n    database: d\n    password: p\n"
         )
         .contains("password"));
-        assert!(err("clusters:\n  a:\n    endpoints: ['x:1']\n    user: u\n    db: d\n    statement_timeout: soon\n").contains("soon"));
+        assert!(err("clusters:\n  a:\n    endpoints: ['x:1']\n    user: u\n    database: d\n    statement_timeout: soon\n").contains("soon"));
         let file = ClustersFile::parse(
-            "clusters:\n  a:\n    endpoints: ['nope']\n    user: u\n    db: d\n",
+            "clusters:\n  a:\n    endpoints: ['nope']\n    user: u\n    database: d\n",
         )
         .unwrap();
         let e = format!(
@@ -218,5 +152,20 @@ mod tests {
             file.reader_configs(Path::new("."), DEFAULTS).unwrap_err()
         );
         assert!(e.contains("cluster a") && e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_their_line_and_old_keys_their_replacement() {
+        let err = |text: &str| format!("{:#}", ClustersFile::parse(text).unwrap_err());
+        let unknown = err("clusters:\n  a:\n    endpoints: ['x:1']\n    password: p\n");
+        assert!(unknown.contains("line 4"), "{unknown}");
+        let bad_duration =
+            err("clusters:\n  a:\n    endpoints: ['x:1']\n\n    connect_timeout: soon\n");
+        assert!(bad_duration.contains("line 5"), "{bad_duration}");
+        let old = err("clusters:\n  a:\n    endpoints: ['x:1']\n    db: postgres\n");
+        assert!(
+            old.contains("line 4") && old.contains("`db` is now `database`"),
+            "{old}"
+        );
     }
 }

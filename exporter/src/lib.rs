@@ -15,3 +15,4 @@ pub mod metrics;
 pub mod run;
 pub mod scrape;
 pub mod web_config;
+pub mod yaml;

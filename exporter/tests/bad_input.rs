@@ -75,7 +75,7 @@ impl Exporter {
             &config,
             format!(
                 "clusters:\n  prod:\n    endpoints: [\"{endpoint}\"]\n    user: gpmon\n    \
-                 db: postgres\n    connect_timeout: 1s\n    statement_timeout: 1s\n"
+                 database: postgres\n    connect_timeout: 1s\n    statement_timeout: 1s\n"
             ),
         )
         .expect("config");

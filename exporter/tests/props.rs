@@ -132,7 +132,7 @@ proptest! {
     #[test]
     fn odd_cluster_names_are_refused(name in "[a-z]{0,3}[/ :@%?#&\\\\][a-z]{0,3}") {
         let text = format!(
-            "clusters:\n  {:?}:\n    endpoints: [\"h:5432\"]\n    user: u\n    db: d\n",
+            "clusters:\n  {:?}:\n    endpoints: [\"h:5432\"]\n    user: u\n    database: d\n",
             name
         );
         let error = ClustersFile::parse(&text).expect_err("odd name").to_string();

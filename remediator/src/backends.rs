@@ -3,15 +3,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use anyhow::Context;
 use async_trait::async_trait;
-use greenplum_catalog::reader::{ClusterReader, Endpoint, ReaderConfig};
-use greenplum_catalog::Snapshot;
+use greenplum_catalog::reader::{ClusterReader, ReaderConfig};
+use greenplum_catalog::{ConnectionDefaults, Snapshot};
 
-use crate::auth::read_secret;
 use crate::executor::{Executor, LocalExecutor, SshExecutor};
 use crate::planner::Backends;
 use crate::policy::{self, Cluster, Policy};
 use crate::source::CatalogSource;
+
+/// The name of the remediator's catalog sessions (`pg_stat_activity.application_name`).
+pub const APPLICATION_NAME: &str = "greenplum-remediator";
 
 struct ReaderSource(ClusterReader);
 
@@ -27,41 +30,49 @@ impl CatalogSource for ReaderSource {
 }
 
 pub struct RealBackends {
-    passwords: BTreeMap<String, String>,
+    /// Per cluster name: endpoints, login, TLS and timeouts from the policy.
+    configs: BTreeMap<String, ReaderConfig>,
 }
 
 impl RealBackends {
-    /// Reads every cluster's password file now, so a missing file stops the start-up with
-    /// a clear error instead of failing reads later.
+    /// Builds every cluster's reader config now (its password file read, its endpoints
+    /// parsed), so a missing file stops the start-up with a clear error instead of failing
+    /// reads later.
     pub fn new(policy: &Policy) -> anyhow::Result<Self> {
-        let mut passwords = BTreeMap::new();
+        let defaults = ConnectionDefaults {
+            application_name: APPLICATION_NAME.into(),
+            connect_timeout: None,
+            statement_timeout: None,
+        };
+        let mut configs = BTreeMap::new();
         for cluster in policy.clusters.iter().map(|c| &c.value) {
-            if let Some(path) = &cluster.password_file {
-                let secret = read_secret(std::path::Path::new(path))?;
-                let text = String::from_utf8(secret).map_err(|_| {
-                    anyhow::anyhow!(
-                        "password file {path} of cluster {} is not UTF-8",
-                        cluster.name
-                    )
-                })?;
-                passwords.insert(cluster.name.clone(), text);
-            }
+            let config = cluster
+                .connection
+                .reader_config(&defaults, &policy.base_dir)
+                .with_context(|| format!("cluster {} of the policy", cluster.name))?;
+            configs.insert(cluster.name.clone(), config);
         }
-        Ok(RealBackends { passwords })
+        Ok(RealBackends { configs })
+    }
+
+    /// How the catalog of cluster `name` is read (endpoints, TLS, timeouts).
+    pub fn reader_config(&self, name: &str) -> Option<&ReaderConfig> {
+        self.configs.get(name)
     }
 }
 
 impl Backends for RealBackends {
     fn source(&self, cluster: &Cluster) -> Box<dyn CatalogSource> {
-        let endpoints = cluster
-            .coordinator
-            .iter()
-            .map(|e| Endpoint::new(e.host.clone(), e.port))
-            .collect();
-        let mut config =
-            ReaderConfig::new(endpoints, cluster.user.clone(), cluster.database.clone());
-        config.application_name = "greenplum-remediator".into();
-        config.password = self.passwords.get(&cluster.name).cloned();
+        let config = self.configs.get(&cluster.name).cloned().unwrap_or_else(|| {
+            // Lanes are made from the same policy; a reader without endpoints only reports
+            // that nothing is configured.
+            tracing::error!(cluster = %cluster.name, "no reader config for this cluster");
+            ReaderConfig::new(
+                Vec::new(),
+                &cluster.connection.user,
+                &cluster.connection.database,
+            )
+        });
         Box::new(ReaderSource(ClusterReader::new(config)))
     }
 

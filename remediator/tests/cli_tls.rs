@@ -44,7 +44,7 @@ fn serve(dir: &Path, ca: &Ca, client_ca: Option<&Path>, extra: &[&str]) -> Serve
         dir,
         "policy.yml",
         &format!(
-            "clusters:\n  - name: gp-tls\n    coordinator: [{{host: 127.0.0.1, port: {}}}]\n    \
+            "clusters:\n  - name: gp-tls\n    endpoints: ['127.0.0.1:{}']\n    \
              executor: {{local: {{env: {{PATH: /usr/bin:/bin}}}}}}\nrules: []\n",
             free_port()
         ),

@@ -116,7 +116,7 @@ fn client_certificates_from_the_ca_authenticate_and_nothing_else_gets_in() {
         dir.path(),
         "policy.yml",
         &format!(
-            "clusters:\n  - name: gp-test\n    coordinator: [{{host: 127.0.0.1, port: {}}}]\n    \
+            "clusters:\n  - name: gp-test\n    endpoints: ['127.0.0.1:{}']\n    \
              executor: {{local: {{env: {{PATH: /usr/bin:/bin}}}}}}\nrules: []\n",
             free_port()
         ),

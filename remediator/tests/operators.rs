@@ -21,7 +21,7 @@ fn policy(dir: &Path) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "clusters:\n  - name: gp-operators\n    coordinator: [{{host: 127.0.0.1, port: {}}}]\n    \
+            "clusters:\n  - name: gp-operators\n    endpoints: ['127.0.0.1:{}']\n    \
              executor: {{local: {{env: {{PATH: /usr/bin:/bin}}}}}}\nrules: []\n",
             free_port()
         ),

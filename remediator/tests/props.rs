@@ -369,6 +369,18 @@ fn quoted(text: &str) -> String {
     serde_json::to_string(text).expect("a string encodes")
 }
 
+/// Host names and addresses an endpoint can hold (IPv6 written as `[addr]:port`).
+fn host() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-z][a-z0-9\\-.]{0,12}",
+        1 => Just("yes".to_string()),
+        1 => Just("null".to_string()),
+        1 => Just("::1".to_string()),
+        1 => "fe80::[0-9a-f]{1,4}",
+        1 => "10\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}",
+    ]
+}
+
 #[derive(Debug, Clone)]
 struct ClusterModel {
     name: String,
@@ -407,7 +419,7 @@ fn cluster_model() -> impl Strategy<Value = ClusterModel> {
     );
     (
         text(),
-        proptest::collection::vec((text(), 1u16..=u16::MAX), 1..3),
+        proptest::collection::vec((host(), 1u16..=u16::MAX), 1..3),
         env,
         proptest::option::of("[a-z][a-z0-9_]{0,8}"),
         1u32..10,
@@ -513,9 +525,10 @@ fn render(model: &PolicyModel) -> Rendered {
     for c in &model.clusters {
         let line = out.push(format!("  - name: {}", quoted(&c.name)));
         out.cluster_lines.push(line);
-        out.push("    coordinator:".into());
+        out.push("    endpoints:".into());
         for (host, port) in &c.hosts {
-            out.push(format!("      - {{host: {}, port: {port}}}", quoted(host)));
+            let endpoint = greenplum_catalog::Endpoint::new(host.as_str(), *port);
+            out.push(format!("      - {}", quoted(&endpoint.to_string())));
         }
         // Every cluster can take every action.
         out.push("    standby: {host: smdw, datadir: /data/standby}".into());
@@ -712,7 +725,7 @@ fn yaml_soup() -> impl Strategy<Value = String> {
             Just("- ".to_string()),
             Just("name: gp".to_string()),
             Just("executor: {local: {}}".to_string()),
-            Just("coordinator: [{host: a}]".to_string()),
+            Just("endpoints: ['a:5432']".to_string()),
             Just("action: recover".to_string()),
             Just("&a [*a, *a]".to_string()),
             Just("*a".to_string()),
@@ -750,9 +763,11 @@ proptest! {
         for (parsed, c) in policy.clusters.iter().map(|c| &c.value).zip(&model.clusters) {
             prop_assert_eq!(&parsed.name, &c.name);
             let hosts: Vec<(String, u16)> = parsed
-                .coordinator
-                .iter()
-                .map(|e| (e.host.clone(), e.port))
+                .connection
+                .endpoints()
+                .expect("valid endpoints")
+                .into_iter()
+                .map(|e| (e.host, e.port))
                 .collect();
             prop_assert_eq!(&hosts, &c.hosts);
             prop_assert_eq!(parsed.breaker_failures, c.breaker_failures);

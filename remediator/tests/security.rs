@@ -124,7 +124,7 @@ fn check_policy(dir: &Path, name: &str, text: &str) -> String {
 #[test]
 fn check_policy_refuses_free_form_commands_with_their_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let valid = "clusters:\n  - name: gp\n    coordinator: [{host: mdw}]\n    executor:\n      local:\n        env: {PATH: /bin}\nrules:\n  - name: r\n    match: {alertname: A}\n    action: recover\n    approval: auto\n";
+    let valid = "clusters:\n  - name: gp\n    endpoints: ['mdw:5432']\n    executor:\n      local:\n        env: {PATH: /bin}\nrules:\n  - name: r\n    match: {alertname: A}\n    action: recover\n    approval: auto\n";
     let path = dir.path().join("valid.yml");
     std::fs::write(&path, valid).expect("policy");
     let output = run(&["check-policy", &path.display().to_string()]);
@@ -492,7 +492,7 @@ fn secrets_policy(dir: &Path, port: u16, role: &str, password_file: &Path) -> Pa
     let text = format!(
         r#"clusters:
   - name: gp-secrets
-    coordinator: [{{host: 127.0.0.1, port: {port}}}]
+    endpoints: ['127.0.0.1:{port}']
     user: {role}
     password_file: {password_file}
     executor:

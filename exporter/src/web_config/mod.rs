@@ -22,6 +22,7 @@
 //! start. So are the keys not implemented (inline `cert`/`key`/`client_ca`,
 //! `client_allowed_sans`, `rate_limit`): ignoring an access restriction would open what the
 //! file meant to close. Relative paths are relative to the file, as in exporter-toolkit.
+//! Errors name their line (serde-saphyr, see [`crate::yaml`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,7 +49,7 @@ pub enum WebConfigError {
     #[error("invalid web config {path}: {source}")]
     Parse {
         path: PathBuf,
-        source: serde_yaml::Error,
+        source: crate::yaml::YamlError,
     },
     #[error("invalid web config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -190,7 +191,7 @@ impl WebConfig {
         let config: WebConfig = if text.trim().is_empty() {
             WebConfig::default()
         } else {
-            serde_yaml::from_str(text).map_err(|source| WebConfigError::Parse {
+            crate::yaml::from_str(text).map_err(|source| WebConfigError::Parse {
                 path: path.to_path_buf(),
                 source,
             })?

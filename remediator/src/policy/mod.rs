@@ -10,8 +10,9 @@ pub mod time;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use greenplum_catalog::ClusterConnection;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -51,40 +52,26 @@ pub struct Policy {
     pub rules: Vec<Spanned<Rule>>,
     #[serde(default)]
     pub settings: Settings,
+    /// The directory of the policy file: relative paths in it (password and TLS files) are
+    /// relative to it, as in the exporter's `--config.file`. Empty for parsed text.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
+/// One cluster: how to reach it (the connection keys, shared with the exporter's
+/// `--config.file`: [`ClusterConnection`]) and how to act on it.
+///
+/// The connection keys sit beside the others; `remote = "Self"` keeps serde's derived
+/// parser (and its refusal of unknown keys) for the other keys, while the `Deserialize`
+/// below takes the connection keys out first.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Endpoint {
-    pub host: String,
-    #[serde(default = "default_port")]
-    pub port: u16,
-}
-
-fn default_port() -> u16 {
-    5432
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.host, self.port)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct Cluster {
     pub name: String,
-    /// Coordinator and standby endpoints, probed for catalog reads.
-    pub coordinator: Vec<Endpoint>,
-    #[serde(default = "default_user")]
-    pub user: String,
-    #[serde(default = "default_database")]
-    pub database: String,
-    /// Password file for catalog reads (libpq `.pgpass` format is not parsed; the file holds
-    /// the password only).
-    #[serde(default)]
-    pub password_file: Option<String>,
+    /// Endpoints (coordinator and standby, probed for catalog reads), user, database,
+    /// password file, TLS and timeouts of the catalog reads.
+    #[serde(skip)]
+    pub connection: ClusterConnection,
     /// The standby coordinator, for `init_standby` (host) and `activate_standby` (all).
     #[serde(default)]
     pub standby: Option<Standby>,
@@ -103,11 +90,27 @@ pub struct Cluster {
     pub rebalance_max_lag_bytes: u64,
 }
 
-fn default_user() -> String {
-    "gpadmin".into()
+impl<'de> Deserialize<'de> for Cluster {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (connection, mut cluster) =
+            greenplum_catalog::connection::deserialize_with::<D, ClusterKeys>(deserializer)?;
+        cluster.0.connection = connection;
+        Ok(cluster.0)
+    }
 }
-fn default_database() -> String {
-    "postgres".into()
+
+/// A cluster's keys other than the connection keys, by serde's derived parser.
+struct ClusterKeys(Cluster);
+
+impl<'de> Deserialize<'de> for ClusterKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The inherent `Cluster::deserialize` that `remote = "Self"` derives (not the trait's).
+        Cluster::deserialize(deserializer).map(ClusterKeys)
+    }
+}
+
+fn default_port() -> u16 {
+    5432
 }
 fn default_breaker() -> u32 {
     3
@@ -372,10 +375,12 @@ impl Policy {
             path: path.display().to_string(),
             source,
         })?;
-        Policy::parse(&text).map_err(|issues| PolicyError::Invalid {
+        let mut policy = Policy::parse(&text).map_err(|issues| PolicyError::Invalid {
             path: path.display().to_string(),
             issues,
-        })
+        })?;
+        policy.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(policy)
     }
 
     pub fn parse(text: &str) -> Result<Policy, Vec<PolicyIssue>> {
@@ -527,11 +532,9 @@ fn validate_cluster(cluster: &Cluster, line: Option<u64>, issues: &mut Vec<Polic
     if cluster.name.trim().is_empty() {
         issues.push(issue(line, "cluster name must not be empty".into()));
     }
-    if cluster.coordinator.is_empty() {
-        issues.push(issue(
-            line,
-            named("at least one coordinator endpoint is required".into()),
-        ));
+    // Empty `endpoints` is refused while parsing, with its line, as in the exporter.
+    if let Err(error) = cluster.connection.endpoints() {
+        issues.push(issue(line, named(error.to_string())));
     }
     if cluster.breaker_failures == 0 {
         issues.push(issue(

@@ -9,7 +9,7 @@ fn issues(text: &str) -> Vec<PolicyIssue> {
 /// A minimal valid policy with one rule whose body is `rule` (indented under `- `).
 fn with_rule(rule: &str) -> String {
     format!(
-        "clusters:\n  - name: gp\n    coordinator: [{{host: mdw}}]\n    executor:\n      local: {{}}\nrules:\n  - name: r\n{rule}"
+        "clusters:\n  - name: gp\n    endpoints: ['mdw:5432']\n    executor:\n      local: {{}}\nrules:\n  - name: r\n{rule}"
     )
 }
 
@@ -61,7 +61,7 @@ fn free_form_commands_cannot_be_expressed() {
 
 #[test]
 fn unknown_cluster_fields_and_executors_are_refused() {
-    let text = "clusters:\n  - name: gp\n    coordinator: [{host: mdw}]\n    executor:\n      docker: {}\nrules: []\n";
+    let text = "clusters:\n  - name: gp\n    endpoints: ['mdw:5432']\n    executor:\n      docker: {}\nrules: []\n";
     let found = issues(text);
     assert_eq!(found[0].line, Some(5), "{found:?}");
 }
@@ -166,4 +166,41 @@ fn duplicates_unknown_clusters_zero_budgets_and_empty_files() {
     );
     assert!(Policy::parse("clusters: []\nrules: []\n").is_err());
     assert!(Policy::parse("").is_err());
+}
+
+#[test]
+fn connection_keys_are_the_exporters_and_old_ones_name_their_replacement() {
+    let text = with_rule("    match: {alertname: A}\n    action: recover\n    approval: auto\n")
+        .replace(
+            "    endpoints: ['mdw:5432']\n",
+            "    endpoints: ['mdw:5432', '[fd00::2]:6000']\n    user: gpmon\n    database: gpperfmon\n    tls: {ca_file: ca.pem}\n    connect_timeout: 2s\n    statement_timeout: 1m\n",
+        );
+    let policy = Policy::parse(&text).expect("policy");
+    let connection = &policy.clusters[0].value.connection;
+    assert_eq!(connection.endpoints().expect("endpoints").len(), 2);
+    assert_eq!(connection.database, "gpperfmon");
+    assert_eq!(
+        connection.statement_timeout,
+        Some(std::time::Duration::from_secs(60))
+    );
+    let old = issues("clusters:\n  - name: gp\n    coordinator: [{host: mdw}]\n    executor: {local: {}}\nrules: []\n");
+    assert_eq!(old[0].line, Some(3), "{old:?}");
+    assert!(
+        old[0].message.contains("`coordinator` is now `endpoints"),
+        "{old:?}"
+    );
+    let bad = issues(
+        "clusters:\n  - name: gp\n    endpoints: ['mdw']\n    executor: {local: {}}\nrules: []\n",
+    );
+    assert!(
+        bad[0].message.contains("mdw") && bad[0].line == Some(2),
+        "{bad:?}"
+    );
+    let empty = issues(
+        "clusters:\n  - name: gp\n    endpoints: []\n    executor: {local: {}}\nrules: []\n",
+    );
+    assert!(
+        empty[0].message.contains("endpoints is empty") && empty[0].line == Some(3),
+        "{empty:?}"
+    );
 }

@@ -1,4 +1,5 @@
-//! Durations (`90s`, `15m`, `1h30m`, `2d`) and weekly time windows, in UTC.
+//! Durations (`90s`, `15m`, `1h30m`, `2d`: the workspace's one syntax, parsed by
+//! [`greenplum_catalog::parse_duration`]) and weekly time windows, in UTC.
 
 use std::fmt;
 
@@ -11,44 +12,10 @@ use serde::Deserialize;
 pub struct PolicyDuration(pub std::time::Duration);
 
 impl PolicyDuration {
+    /// The workspace's one duration syntax ([`greenplum_catalog::parse_duration`]: `90s`,
+    /// `15m`, `1h30m`, `2d`, `500ms`), also for the remediator's duration flags.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err("empty duration".into());
-        }
-        let mut total: u64 = 0;
-        let mut digits = String::new();
-        for c in text.chars() {
-            if c.is_ascii_digit() {
-                digits.push(c);
-                continue;
-            }
-            let unit = match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86_400,
-                _ => {
-                    return Err(format!(
-                        "duration {text:?}: unknown unit {c:?} (use s, m, h, d)"
-                    ))
-                }
-            };
-            let n: u64 = digits
-                .parse()
-                .map_err(|_| format!("duration {text:?}: a number must precede {c:?}"))?;
-            total = n
-                .checked_mul(unit)
-                .and_then(|s| total.checked_add(s))
-                .ok_or_else(|| format!("duration {text:?} is too long"))?;
-            digits.clear();
-        }
-        if !digits.is_empty() {
-            return Err(format!(
-                "duration {text:?}: the last number has no unit (use s, m, h, d)"
-            ));
-        }
-        Ok(PolicyDuration(std::time::Duration::from_secs(total)))
+        greenplum_catalog::parse_duration(text).map(PolicyDuration)
     }
 
     pub fn chrono(self) -> chrono::Duration {

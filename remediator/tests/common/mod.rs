@@ -94,7 +94,7 @@ pub fn minimal_policy(dir: &Path) -> PathBuf {
     let path = dir.join("policy.yml");
     fs::write(
         &path,
-        "clusters:\n  - name: gp\n    coordinator: [{host: 127.0.0.1, port: 1}]\n    executor: {local: {env: {PATH: /bin}}}\nrules: []\n",
+        "clusters:\n  - name: gp\n    endpoints: ['127.0.0.1:1']\n    executor: {local: {env: {PATH: /bin}}}\nrules: []\n",
     )
     .expect("policy");
     path
@@ -107,7 +107,7 @@ pub fn unreachable_cluster_policy(dir: &Path) -> PathBuf {
     let text = format!(
         r#"clusters:
   - name: gp-test
-    coordinator: [{{host: 127.0.0.1, port: {port}}}]
+    endpoints: ['127.0.0.1:{port}']
     executor:
       local:
         env: {{PATH: /usr/bin:/bin}}
@@ -590,8 +590,8 @@ pub fn lab_policy_at(
     format!(
         r#"clusters:
   - name: {cluster}
-    coordinator:
-      - {{host: 127.0.0.1, port: {port}}}
+    endpoints:
+      - "127.0.0.1:{port}"
     user: gpadmin
     executor:
       local:

@@ -191,7 +191,7 @@ fn throwaway_policy(dead_port: u16) -> String {
     format!(
         r#"clusters:
   - name: gp-bench
-    coordinator: [{{host: 127.0.0.1, port: {dead_port}}}]
+    endpoints: ['127.0.0.1:{dead_port}']
     executor:
       local:
         env: {{PATH: /usr/bin:/bin}}

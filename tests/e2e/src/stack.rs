@@ -158,9 +158,9 @@ pub fn demo_policy(lab: &Lab) -> Result<String> {
         r#"# Written by the e2e stack for the lab it started.
 clusters:
   - name: {CLUSTER}
-    coordinator:
-      - {{host: 127.0.0.1, port: {coordinator}}}
-      - {{host: 127.0.0.1, port: {standby_port}}}
+    endpoints:
+      - "127.0.0.1:{coordinator}"
+      - "127.0.0.1:{standby_port}"
     user: gpadmin
     standby: {{host: 127.0.0.1, port: {standby_port}, datadir: "{standby_dir}"}}
     executor:
