@@ -45,11 +45,17 @@ pub const DEFAULT_DATABASE: &str = "postgres";
 pub struct ClusterConnection {
     /// `host:port` texts (IPv6 as `[::1]:5432`), checked by [`ClusterConnection::endpoints`].
     pub endpoints: Vec<String>,
+    /// `user`: the role the catalog is read as (default [`DEFAULT_USER`]).
     pub user: String,
+    /// `database`: where the sessions connect (default [`DEFAULT_DATABASE`]).
     pub database: String,
+    /// `password_file`: its first line is the password; relative to the file naming it.
     pub password_file: Option<PathBuf>,
+    /// `tls`: verify the server against a CA (and present a client certificate).
     pub tls: Option<TlsFiles>,
+    /// `connect_timeout`: bound on each connection attempt and endpoint probe.
     pub connect_timeout: Option<Duration>,
+    /// `statement_timeout`: bound on each catalog statement, set on the session.
     pub statement_timeout: Option<Duration>,
 }
 
@@ -57,9 +63,12 @@ pub struct ClusterConnection {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFiles {
+    /// The CA that signed the server's certificate; TLS is required once it is set.
     pub ca_file: PathBuf,
+    /// A client certificate to present (with `key_file`).
     #[serde(default)]
     pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
 }
@@ -68,8 +77,11 @@ pub struct TlsFiles {
 /// timeouts used where the file gives none (`None`: the catalog's built-in defaults).
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionDefaults {
+    /// The service's `application_name` on every session.
     pub application_name: String,
+    /// The service's connect timeout (its flag), for files that give none.
     pub connect_timeout: Option<Duration>,
+    /// The service's statement timeout (its flag), for files that give none.
     pub statement_timeout: Option<Duration>,
 }
 
