@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .filter(|source| match source {
                 Source::Endpoints => false,
                 Source::Segments => s.segments.is_err(),
-                Source::Replication => s.mirrors.is_err(),
+                Source::Replication => s.replication.is_err(),
                 Source::Standby => s.standby.is_err(),
                 Source::History => s.history.is_err(),
                 Source::Recovery => s.recovery.is_err(),

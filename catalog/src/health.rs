@@ -158,7 +158,7 @@ impl Health {
     /// Segment facts plus the dispatch-failure rule over the replication source.
     pub fn from_snapshot(snapshot: &Snapshot) -> Option<Health> {
         let mut health = Health::from_segments(snapshot.segments.as_ref().ok()?);
-        if let Err(error) = &snapshot.mirrors {
+        if let Err(error) = &snapshot.replication {
             if error.is_segment_dispatch_failure() {
                 health.segment_dispatch_failing = true;
                 health.suspected_unavailable_contents = health.unprotected_contents.clone();
@@ -278,7 +278,7 @@ mod tests {
         use crate::snapshot::{Source, SourceError};
         let mut snapshot = compact::snapshot(&[]);
         snapshot.segments = Ok(segments);
-        snapshot.mirrors = match replication_error {
+        snapshot.replication = match replication_error {
             Some(message) => Err(SourceError {
                 source: Source::Replication,
                 message: message.into(),

@@ -398,7 +398,7 @@ impl ClusterReader {
             self.read::<SegmentsSource>(dialect),
         )
         .await;
-        snapshot.mirrors = measured(
+        snapshot.replication = measured(
             durations,
             Source::Replication,
             self.read_replication(dialect),
@@ -516,7 +516,7 @@ fn fail_catalog_sources(snapshot: &mut Snapshot, why: &str) {
         message: why.to_string(),
     };
     snapshot.segments = Err(failed(Source::Segments));
-    snapshot.mirrors = Err(failed(Source::Replication));
+    snapshot.replication = Err(failed(Source::Replication));
     snapshot.standby = Err(failed(Source::Standby));
     snapshot.history = Err(failed(Source::History));
     snapshot.recovery = Err(failed(Source::Recovery));

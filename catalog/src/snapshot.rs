@@ -592,8 +592,9 @@ pub struct Snapshot {
     pub version: Option<Version>,
     /// Every row of `gp_segment_configuration`, coordinator tier included.
     pub segments: Sourced<Vec<Segment>>,
-    /// Per content that has a mirror.
-    pub mirrors: Sourced<Vec<MirrorReplication>>,
+    /// Mirror replication per content that has a mirror (the `replication` source and
+    /// collector: one name for one source).
+    pub replication: Sourced<Vec<MirrorReplication>>,
     /// The standby coordinator's replication, as the coordinator sees it.
     pub standby: Sourced<StandbyReplication>,
     /// Summary and newest lines of `gp_configuration_history`.
@@ -622,7 +623,7 @@ impl Snapshot {
             acting_coordinator: None,
             version: None,
             segments: Err(failed(Source::Segments)),
-            mirrors: Err(failed(Source::Replication)),
+            replication: Err(failed(Source::Replication)),
             standby: Err(failed(Source::Standby)),
             history: Err(failed(Source::History)),
             recovery: Err(failed(Source::Recovery)),

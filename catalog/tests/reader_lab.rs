@@ -63,7 +63,7 @@ fn assert_healthy(snapshot: &Snapshot, dialect: Dialect) {
     let segments = snapshot.segments.as_ref().expect("segments read");
     assert_eq!(segments.iter().filter(|s| s.content >= 0).count(), 6);
     assert_eq!(snapshot.cluster_state(), ClusterState::Healthy);
-    let mirrors = snapshot.mirrors.as_ref().expect("replication read");
+    let mirrors = snapshot.replication.as_ref().expect("replication read");
     assert_eq!(mirrors.len(), 3);
     for mirror in mirrors {
         assert_eq!(mirror.state(), ReplicationState::Streaming, "{mirror:?}");
@@ -169,7 +169,7 @@ fn gp7_sources_and_mirror_down() {
 
     lab.fail_mirror(1).expect("fail mirror 1");
     let disconnected = wait_for(&rt, &mut reader, "mirror 1 disconnected", |s| {
-        s.mirrors.as_ref().is_ok_and(|m| {
+        s.replication.as_ref().is_ok_and(|m| {
             m.iter()
                 .any(|r| r.content == 1 && r.state() == ReplicationState::Disconnected)
         })
@@ -197,7 +197,7 @@ fn gp7_sources_and_mirror_down() {
     let health = suspected.health().unwrap();
     assert!(health.segment_dispatch_failing);
     assert!(health.unavailable_contents.is_empty(), "{health:?}");
-    let message = &suspected.mirrors.as_ref().unwrap_err().message;
+    let message = &suspected.replication.as_ref().unwrap_err().message;
     assert!(
         message.contains("failed to acquire resources on one or more segments"),
         "the server's text is kept: {message}"
@@ -224,7 +224,7 @@ fn cloudberry_probe_lag_and_slow_query() {
 
     lab.lag(0, true).expect("pause replay on mirror 0");
     let replay_of = |s: &Snapshot| {
-        let mirrors = s.mirrors.as_ref().ok()?;
+        let mirrors = s.replication.as_ref().ok()?;
         let sender = mirrors.iter().find(|r| r.content == 0)?.mirror.clone()?;
         Some((sender.replay?, sender.lag(None).replay_bytes?))
     };
@@ -262,7 +262,7 @@ fn cloudberry_probe_lag_and_slow_query() {
         let slow = rt.block_on(impatient.snapshot());
         let error = slow.recovery.as_ref().unwrap_err();
         assert!(error.message.contains("statement timeout"), "{error}");
-        assert!(slow.segments.is_ok() && slow.mirrors.is_ok() && slow.history.is_ok());
+        assert!(slow.segments.is_ok() && slow.replication.is_ok() && slow.history.is_ok());
         assert!(slow.standby.is_ok());
     }
 }

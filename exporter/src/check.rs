@@ -21,7 +21,7 @@ pub fn verdict(snapshot: &Snapshot) -> Verdict {
         return Verdict::NoCoordinator;
     }
     let all_read = snapshot.segments.is_ok()
-        && snapshot.mirrors.is_ok()
+        && snapshot.replication.is_ok()
         && snapshot.standby.is_ok()
         && snapshot.history.is_ok()
         && snapshot.recovery.is_ok();
@@ -130,7 +130,7 @@ fn write_segments(out: &mut String, snapshot: &Snapshot) -> std::fmt::Result {
         return Ok(());
     };
     let mirrors: Vec<&MirrorReplication> = snapshot
-        .mirrors
+        .replication
         .as_ref()
         .map_or(vec![], |m| m.iter().collect());
     writeln!(out, "\nSegments")?;
@@ -202,7 +202,7 @@ fn write_row(out: &mut String, c: [String; 9]) -> std::fmt::Result {
 fn write_failures(out: &mut String, snapshot: &Snapshot) -> std::fmt::Result {
     let failures: Vec<String> = [
         snapshot.segments.as_ref().err(),
-        snapshot.mirrors.as_ref().err(),
+        snapshot.replication.as_ref().err(),
         snapshot.standby.as_ref().err(),
         snapshot.history.as_ref().err(),
         snapshot.recovery.as_ref().err(),

@@ -162,7 +162,7 @@ async fn run_round(
 fn source_errors(snapshot: &Snapshot) -> BTreeMap<Source, String> {
     let results = [
         (Source::Segments, snapshot.segments.as_ref().err()),
-        (Source::Replication, snapshot.mirrors.as_ref().err()),
+        (Source::Replication, snapshot.replication.as_ref().err()),
         (Source::Standby, snapshot.standby.as_ref().err()),
         (Source::History, snapshot.history.as_ref().err()),
         (Source::Recovery, snapshot.recovery.as_ref().err()),

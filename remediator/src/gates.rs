@@ -258,7 +258,7 @@ fn rebalance_gates(input: &GateInput<'_>, health: &Health) -> Result<(), Refusal
             ),
         );
     }
-    let mirrors = match &input.snapshot.mirrors {
+    let mirrors = match &input.snapshot.replication {
         Ok(m) => m,
         Err(e) => return refuse(Gate::Lag, format!("replication unknown: {e}")),
     };

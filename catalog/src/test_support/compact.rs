@@ -73,7 +73,7 @@ pub fn snapshot(rows: &[Row]) -> Snapshot {
         acting_coordinator: Some("mdw:5432".into()),
         version: None,
         segments: Ok(segments),
-        mirrors: Ok(mirrors),
+        replication: Ok(mirrors),
         standby: Ok(StandbyReplication {
             walsender: Some(walsender(ReplicationState::Streaming, true)),
             coordinator_current: None,
@@ -155,7 +155,7 @@ pub fn suspected_double_fault() -> Snapshot {
         (3, 1, 'p', 'p', 's', 'u', "sdw1"),
         (6, 1, 'm', 'm', 's', 'u', "sdw2"),
     ]);
-    snapshot.mirrors = Err(SourceError {
+    snapshot.replication = Err(SourceError {
         source: Source::Replication,
         message: "ERROR: failed to acquire resources on one or more segments (SQLSTATE 58M01) DETAIL: FTS detected one or more segments are down".into(),
     });

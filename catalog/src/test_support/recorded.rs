@@ -114,7 +114,7 @@ pub fn healthy() -> Snapshot {
         acting_coordinator: Some("vm:6000".into()),
         version: Some(gp6()),
         segments: Ok(segments(HEALTHY_ROWS)),
-        mirrors: Ok(vec![
+        replication: Ok(vec![
             mirror(0, synced("0/C0000A8"), "0/C0000A8"),
             mirror(1, synced("0/C0000A8"), "0/C0000A8"),
             mirror(2, synced("0/C0000A8"), "0/C0000A8"),
@@ -139,7 +139,7 @@ pub fn healthy() -> Snapshot {
 pub fn after_failover() -> Snapshot {
     let mut snapshot = healthy();
     snapshot.segments = Ok(segments(FAILOVER_ROWS));
-    snapshot.mirrors = Ok(vec![
+    snapshot.replication = Ok(vec![
         mirror(0, None, "0/4A0A0000"),
         mirror(
             1,
@@ -176,7 +176,7 @@ pub fn after_failover() -> Snapshot {
 pub fn mirror_down() -> Snapshot {
     let mut snapshot = healthy();
     snapshot.segments = Ok(segments(MIRROR_DOWN_ROWS));
-    if let Ok(mirrors) = &mut snapshot.mirrors {
+    if let Ok(mirrors) = &mut snapshot.replication {
         mirrors[1].mirror = None;
     }
     snapshot
@@ -195,7 +195,7 @@ pub fn lagging_gp7() -> Snapshot {
         "0/C800000",
     );
     sender.replay_lag_seconds = Some(2.5);
-    snapshot.mirrors = Ok(vec![mirror(0, Some(sender.clone()), "0/D100000")]);
+    snapshot.replication = Ok(vec![mirror(0, Some(sender.clone()), "0/D100000")]);
     snapshot.standby = Ok(StandbyReplication {
         walsender: Some(WalSender {
             replay_lag_seconds: Some(0.75),
@@ -222,7 +222,7 @@ pub fn full_recovery_gp7() -> Snapshot {
         sync_state: Some(sync),
         ..walsender(state, sent, flush, flush, "")
     };
-    if let Ok(mirrors) = &mut snapshot.mirrors {
+    if let Ok(mirrors) = &mut snapshot.replication {
         mirrors[1].mirror = None;
         mirrors[1].others = vec![
             basebackup("streaming", "0/8C0000A8", "0/8C000000", SyncState::Sync),
@@ -276,7 +276,7 @@ pub fn coordinator_down() -> Snapshot {
 /// The healthy cluster whose `gp_stat_replication` query hit `statement_timeout`.
 pub fn replication_failed() -> Snapshot {
     let mut snapshot = healthy();
-    snapshot.mirrors = Err(SourceError {
+    snapshot.replication = Err(SourceError {
         source: Source::Replication,
         message: "canceling statement due to statement timeout".into(),
     });

@@ -45,7 +45,7 @@ fn succeeded(snapshot: &Snapshot, source: Source) -> bool {
         // round was cut short, or nothing was configured).
         Source::Endpoints => !snapshot.endpoints.is_empty(),
         Source::Segments => snapshot.segments.is_ok(),
-        Source::Replication => snapshot.mirrors.is_ok(),
+        Source::Replication => snapshot.replication.is_ok(),
         Source::Standby => snapshot.standby.is_ok(),
         Source::History => snapshot.history.is_ok(),
         Source::Recovery => snapshot.recovery.is_ok(),

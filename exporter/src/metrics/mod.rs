@@ -11,7 +11,7 @@ mod encoder;
 mod exporter;
 pub use exporter::{REVISION, VERSION};
 mod history;
-mod mirrors;
+mod replication;
 mod segments;
 mod standby;
 
@@ -58,7 +58,7 @@ pub static ALL: &[&[&Family]] = &[
     cluster::FAMILIES,
     standby::FAMILIES,
     segments::FAMILIES,
-    mirrors::FAMILIES,
+    replication::FAMILIES,
     derived::FAMILIES,
     history::FAMILIES,
     exporter::FAMILIES,
@@ -92,7 +92,7 @@ const PARTS: &[Part] = &[
     |snapshot, _, out| segments::is_primary(snapshot, out),
     |snapshot, _, out| segments::role_mismatch(snapshot, out),
     |snapshot, _, out| segments::mode(snapshot, out),
-    |snapshot, _, out| mirrors::collect(snapshot, out),
+    |snapshot, _, out| replication::collect(snapshot, out),
     derived::collect,
     |snapshot, _, out| history::collect(snapshot, out),
 ];

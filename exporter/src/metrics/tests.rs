@@ -699,7 +699,7 @@ fn unlabelled_series_have_no_empty_braces() {
 #[test]
 fn a_double_fault_the_catalog_hides_is_suspected() {
     let mut snapshot = fx::mirror_down();
-    snapshot.mirrors = Err(greenplum_catalog::SourceError {
+    snapshot.replication = Err(greenplum_catalog::SourceError {
         source: greenplum_catalog::Source::Replication,
         message: "failed to acquire resources on one or more segments".into(),
     });

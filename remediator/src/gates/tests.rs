@@ -57,7 +57,7 @@ fn cluster_gates_over_table_driven_snapshots() {
         message: "timeout".into(),
     });
     let mut lagging = unbalanced();
-    if let Ok(mirrors) = &mut lagging.mirrors {
+    if let Ok(mirrors) = &mut lagging.replication {
         mirrors[0].mirror = Some(walsender(ReplicationState::Catchup, false));
     }
     let cases: Vec<(&str, Snapshot, ActionKind, Observations, Option<Gate>)> = vec![

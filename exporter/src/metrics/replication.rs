@@ -1,4 +1,4 @@
-//! Mirror replication per content, from the acting primaries' walsenders, and the progress
+//! The `replication` collector: mirror replication per content, from the acting primaries' walsenders, and the progress
 //! of a full recovery.
 
 use greenplum_catalog::{MirrorReplication, ReplicationState, Snapshot};
@@ -37,7 +37,7 @@ pub(super) static FAMILIES: &[&Family] = &[
 ];
 
 pub(super) fn collect(snapshot: &Snapshot, out: &mut Encoder) {
-    if let Ok(mirrors) = &snapshot.mirrors {
+    if let Ok(mirrors) = &snapshot.replication {
         // A family's samples are written together, so each family takes its own pass.
         let content =
             |m: &MirrorReplication| -> [Label<'static>; 1] { [("content", m.content.into())] };
