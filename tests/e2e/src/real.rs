@@ -258,10 +258,9 @@ impl RealCluster {
     pub fn heal(&self) -> Result<()> {
         let port = self.coordinator_port();
         let down = |rows: &[SegmentRow]| rows.iter().any(|s| s.status == 'd');
-        if down(&self.segments(port)?) {
-            if self.as_admin("gprecoverseg -a")?.status.code() != Some(0) {
-                self.as_admin_ok("gprecoverseg -aF")?;
-            }
+        if down(&self.segments(port)?) && self.as_admin("gprecoverseg -a")?.status.code() != Some(0)
+        {
+            self.as_admin_ok("gprecoverseg -aF")?;
         }
         self.probe_until("every pair in sync", Duration::from_secs(120), |rows| {
             rows.iter()
