@@ -90,10 +90,28 @@ fn refuse(gate: Gate, why: impl Into<String>) -> Result<(), Refusal> {
 pub struct Observations {
     /// Consecutive reads in which no endpoint acted as coordinator.
     pub coordinator_unreachable_checks: u32,
-    /// The standby was last seen streaming in sync from the coordinator.
-    pub standby_last_seen_in_sync: bool,
+    /// The last sight of the standby while the coordinator answered (journalled, so it
+    /// survives a restart of the remediator during the outage).
+    pub standby_seen: Option<StandbySeen>,
     /// `$COORDINATOR_DATA_DIRECTORY/gprecoverseg.lock` exists (checked via the executor).
     pub recoverseg_lock_held: bool,
+}
+
+/// When the standby was last seen, and whether it was streaming in sync then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StandbySeen {
+    pub at: DateTime<Utc>,
+    pub in_sync: bool,
+}
+
+impl StandbySeen {
+    /// "12s ago" (or "in the future" for a clock that went back), for refusals and approvers.
+    pub fn age(&self, now: DateTime<Utc>) -> String {
+        match (now - self.at).to_std() {
+            Ok(age) => format!("{}s ago", age.as_secs()),
+            Err(_) => "in the future (clock skew)".into(),
+        }
+    }
 }
 
 pub struct GateInput<'a> {
@@ -347,11 +365,25 @@ fn activation_gates(input: &GateInput<'_>) -> Result<(), Refusal> {
             format!("standby {endpoint} is not alive in recovery"),
         );
     }
-    if !input.observations.standby_last_seen_in_sync {
-        return refuse(
-            Gate::Standby,
-            "the standby was not last seen streaming in sync: it may miss committed data",
-        );
+    match input.observations.standby_seen {
+        Some(seen) if seen.in_sync => {}
+        Some(seen) => {
+            return refuse(
+                Gate::Standby,
+                format!(
+                    "the standby was not last seen streaming in sync (last seen {}): it may \
+                     miss committed data",
+                    seen.age(input.now)
+                ),
+            )
+        }
+        None => {
+            return refuse(
+                Gate::Standby,
+                "the standby was not last seen streaming in sync (never seen while the \
+                 coordinator answered): it may miss committed data",
+            )
+        }
     }
     Ok(())
 }

@@ -81,7 +81,6 @@ pub fn pid_start_ticks(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Whether the process we started is still running (and is still the same process).
 /// This machine's host name, recorded with every execution so a replica elsewhere knows
 /// that the pid is not one it can check.
 pub fn this_host() -> Option<String> {
@@ -91,6 +90,7 @@ pub fn this_host() -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
+/// Whether the process we started is still running (and is still the same process).
 pub fn still_running(pid: u32, start_ticks: Option<u64>) -> bool {
     match (pid_start_ticks(pid), start_ticks) {
         (Some(now), Some(then)) => now == then && !is_zombie(pid),

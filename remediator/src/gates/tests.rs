@@ -174,7 +174,10 @@ fn activation_needs_repeated_proof_and_a_synchronized_standby() {
     let ok = LedgerFacts::default();
     let proven = Observations {
         coordinator_unreachable_checks: 3,
-        standby_last_seen_in_sync: true,
+        standby_seen: Some(StandbySeen {
+            at: Utc::now(),
+            in_sync: true,
+        }),
         recoverseg_lock_held: false,
     };
     assert_eq!(
@@ -209,7 +212,10 @@ fn activation_needs_repeated_proof_and_a_synchronized_standby() {
         Some(Gate::CoordinatorReachable)
     );
     let behind = Observations {
-        standby_last_seen_in_sync: false,
+        standby_seen: Some(StandbySeen {
+            at: Utc::now(),
+            in_sync: false,
+        }),
         ..proven
     };
     assert_eq!(

@@ -10,7 +10,7 @@ use greenplum_catalog::Snapshot;
 
 use super::lane::{Lane, LaneResult};
 use crate::actions::ActionKind;
-use crate::gates::{self, Gate, GateInput, Observations, Refusal, Scope};
+use crate::gates::{self, Gate, GateInput, Observations, Refusal, Scope, StandbySeen};
 use crate::journal::{LedgerFacts, NewAction};
 use crate::policy::Rule;
 
@@ -144,7 +144,7 @@ impl Lane {
     ) -> Result<Observations, Refusal> {
         let mut observations = Observations {
             coordinator_unreachable_checks: self.unreachable_checks,
-            standby_last_seen_in_sync: self.standby_last_seen_in_sync,
+            standby_seen: self.standby_seen(),
             recoverseg_lock_held: false,
         };
         if action == ActionKind::ActivateStandby {
@@ -157,12 +157,19 @@ impl Lane {
                 }
             }
             observations.coordinator_unreachable_checks = self.unreachable_checks;
-            observations.standby_last_seen_in_sync = self.standby_last_seen_in_sync;
+            observations.standby_seen = self.standby_seen();
         }
         if action.runs_gprecoverseg() {
             observations.recoverseg_lock_held = self.recoverseg_lock_held(action, snapshot).await?;
         }
         Ok(observations)
+    }
+
+    fn standby_seen(&self) -> Option<StandbySeen> {
+        self.standby_sighting.as_ref().map(|s| StandbySeen {
+            at: s.at,
+            in_sync: s.in_sync,
+        })
     }
 
     /// Whether `gprecoverseg.lock` exists in the coordinator's data directory.

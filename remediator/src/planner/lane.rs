@@ -20,7 +20,9 @@ use crate::actions::ActionKind;
 use crate::decision::Decision;
 use crate::executor::Executor;
 use crate::gates;
-use crate::journal::{ActionState, Journal, JournalError, StateChange, StoredEvent};
+use crate::journal::{
+    ActionState, Journal, JournalError, StandbySighting, StateChange, StoredEvent,
+};
 use crate::metrics::Metrics;
 use crate::policy::{Cluster, Policy};
 use crate::source::CatalogSource;
@@ -45,7 +47,8 @@ pub(super) struct Lane {
     /// Events queued or waiting for their `for`; redeliveries by the sweeper are skipped.
     pub(super) known: HashSet<i64>,
     pub(super) unreachable_checks: u32,
-    pub(super) standby_last_seen_in_sync: bool,
+    /// The last sight of the standby while the coordinator answered, as journalled.
+    pub(super) standby_sighting: Option<StandbySighting>,
     /// A `Watch` is queued and not yet handled (see `run::watch_ticks`).
     pub(super) watch_pending: Arc<AtomicBool>,
 }
@@ -78,7 +81,7 @@ impl Lane {
             tx,
             known: HashSet::new(),
             unreachable_checks: 0,
-            standby_last_seen_in_sync: false,
+            standby_sighting: None,
             watch_pending: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -99,11 +102,56 @@ impl Lane {
         let snapshot = self.source.snapshot().await;
         if snapshot.coordinator_up() {
             self.unreachable_checks = 0;
-            self.standby_last_seen_in_sync = gates::standby_in_sync(&snapshot);
+            self.see_standby(&snapshot);
         } else {
             self.unreachable_checks = self.unreachable_checks.saturating_add(1);
         }
         snapshot
+    }
+
+    /// Remembers, and journals, how the standby looked in a read where the coordinator
+    /// answered. A read whose standby source failed saw nothing and changes nothing. The
+    /// journal is written when the answer changes, or at most every [`SIGHTING_REFRESH`].
+    fn see_standby(&mut self, snapshot: &Snapshot) {
+        let Ok(standby) = &snapshot.standby else {
+            return;
+        };
+        let sighting = StandbySighting {
+            at: snapshot.taken_at,
+            in_sync: gates::standby_in_sync(snapshot),
+            detail: serde_json::json!({
+                "walsender": standby.walsender,
+                "coordinator_current": standby.coordinator_current,
+            }),
+            seen_by: seen_by(),
+        };
+        let stale = match &self.standby_sighting {
+            None => true,
+            Some(last) => {
+                last.in_sync != sighting.in_sync
+                    || (sighting.at - last.at)
+                        .to_std()
+                        .map_or(true, |age| age >= SIGHTING_REFRESH)
+            }
+        };
+        if stale {
+            if let Err(e) = self
+                .journal
+                .record_standby_sighting(&self.cluster.name, &sighting)
+            {
+                self.journal_error(&e);
+            }
+            self.standby_sighting = Some(sighting);
+        }
+    }
+
+    /// The journalled sight of the standby, after a (re)start: a remediator restarted during
+    /// a coordinator outage still knows whether the standby was in sync before it.
+    pub(super) fn recall_standby(&mut self) {
+        match self.journal.standby_sighting(&self.cluster.name) {
+            Ok(sighting) => self.standby_sighting = sighting,
+            Err(e) => self.journal_error(&e),
+        }
     }
 
     /// Journals and counts what became of an event.
@@ -184,4 +232,14 @@ impl Lane {
         self.metrics.paused.set(i64::from(ledger.paused));
         Ok(())
     }
+}
+
+/// How often an unchanged sight of the standby is journalled again (its time is what the
+/// approver of an activation sees as the age of the evidence).
+const SIGHTING_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Which remediator saw it: host name and process id.
+fn seen_by() -> String {
+    let host = crate::executor::this_host().unwrap_or_else(|| "unknown-host".into());
+    format!("{host}:{}", std::process::id())
 }

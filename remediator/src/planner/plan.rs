@@ -11,10 +11,10 @@ use serde_json::json;
 use super::check::{intent, Stage, Verdict};
 use super::lane::{change, Lane, LaneResult};
 use super::LaneMsg;
-use crate::actions::ArgvInputs;
+use crate::actions::{ActionKind, ArgvInputs};
 use crate::alert::AlertStatus;
 use crate::decision::Decision;
-use crate::gates::{self, Gate, Refusal};
+use crate::gates::{self, Gate, Refusal, StandbySeen};
 use crate::journal::{
     ActionState, Approval, ApprovalDecision, LedgerFacts, NewAction, StoredEvent,
 };
@@ -182,7 +182,9 @@ impl Lane {
         if let Some(why) = gates::approval_reason(rule, &self.cluster, &plan.targets, ledger, now) {
             plan.approval_required = true;
             plan.expires_at = Some(now + self.policy.settings.approval_ttl.chrono());
-            let id = self.create(&plan, ActionState::AwaitingApproval, json!({"why": why}))?;
+            let (why, evidence) = self.approval_evidence(plan.action, why, now);
+            let detail = json!({"why": why, "evidence": evidence});
+            let id = self.create(&plan, ActionState::AwaitingApproval, detail)?;
             self.update_gauges()?;
             return self.decided(event, Decision::AwaitingApproval, &why, Some(id));
         }
@@ -193,6 +195,39 @@ impl Lane {
         )?;
         self.decided(event, Decision::Executed, &format!("action {id}"), Some(id))?;
         self.execute(id, false).await
+    }
+
+    /// What the approver needs to see beyond the rule: for `activate_standby`, the journalled
+    /// sight of the standby that makes activation safe, and how old it is.
+    fn approval_evidence(
+        &self,
+        action: ActionKind,
+        why: String,
+        now: DateTime<Utc>,
+    ) -> (String, serde_json::Value) {
+        if action != ActionKind::ActivateStandby {
+            return (why, serde_json::Value::Null);
+        }
+        match &self.standby_sighting {
+            Some(seen) => {
+                let age = StandbySeen {
+                    at: seen.at,
+                    in_sync: seen.in_sync,
+                }
+                .age(now);
+                let state = if seen.in_sync {
+                    "streaming in sync"
+                } else {
+                    "NOT in sync"
+                };
+                let why = format!("{why}; standby last seen {state} {age} by {}", seen.seen_by);
+                (why, json!({"standby_last_seen": seen}))
+            }
+            None => (
+                format!("{why}; the standby was never seen while the coordinator answered"),
+                json!({"standby_last_seen": null}),
+            ),
+        }
     }
 
     /// A person's approval or rejection of a plan awaiting one.

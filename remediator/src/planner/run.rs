@@ -49,6 +49,7 @@ impl Lane {
             if let Err(e) = self.reattach().await {
                 self.log_error(&e);
             }
+            self.recall_standby();
             // Know the cluster before the first alert: after a coordinator dies it is too
             // late to learn whether the standby was streaming in sync.
             self.read().await;

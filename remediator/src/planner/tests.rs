@@ -672,3 +672,75 @@ async fn failed_verifications_record_failure() {
     assert!(metrics.contains("result=\"failed\"} 1"), "{metrics}");
     let _ = BTreeMap::<i16, u32>::new();
 }
+
+/// Issue 12, bug 4: what the lane sees of the standby while the coordinator answers is
+/// journalled (in sync or not, who saw it), not only kept in memory.
+#[tokio::test]
+async fn the_lane_journals_what_it_sees_of_the_standby() {
+    let h = harness(&policy_text(""), World::new(testutil::healthy(), None));
+    let seen = eventually("the standby sighting in the journal", || {
+        h.journal.standby_sighting("gp-prod").expect("read")
+    })
+    .await;
+    assert!(seen.in_sync, "{seen:?}");
+    assert!(
+        seen.seen_by.ends_with(&format!(":{}", std::process::id())),
+        "{seen:?}"
+    );
+    assert_eq!(seen.detail["walsender"]["state"], "streaming", "{seen:?}");
+}
+
+/// Issue 12, bug 4: a remediator restarted during a coordinator outage used to start with
+/// "never seen in sync" and could not activate the standby even with approval. The journalled
+/// sight is used, and the approver sees its age.
+#[tokio::test]
+async fn a_restart_during_a_coordinator_outage_uses_the_journalled_standby_sighting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        // What the previous run saw a minute before the coordinator died.
+        let journal = SqliteJournal::open(&dir.path().join("journal.db")).expect("journal");
+        let seen = crate::journal::StandbySighting {
+            at: Utc::now() - chrono::Duration::seconds(60),
+            in_sync: true,
+            detail: serde_json::json!({"walsender": {"state": "streaming"}}),
+            seen_by: "previous-run:1".into(),
+        };
+        journal
+            .record_standby_sighting("gp-prod", &seen)
+            .expect("sighting");
+    }
+    let world = World::new(testutil::coordinator_down(), None);
+    let h = start_harness(dir, &policy_text(""), world);
+    let body = delivery(0, |a| {
+        a["labels"]["alertname"] = "GreenplumCoordinatorDown".into();
+        a["labels"]["remediation"] = "activate_standby".into();
+    });
+    assert_eq!(post(&h, body).await, StatusCode::ACCEPTED);
+    let waiting = action_in(&h, ActionState::AwaitingApproval).await;
+    let why = waiting.history[0].detail["why"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        why.contains("standby last seen streaming in sync") && why.contains("by previous-run:1"),
+        "{why}"
+    );
+    let approval = Approval {
+        at: Utc::now(),
+        decision: ApprovalDecision::Approve,
+        who: "alice".into(),
+        why: "the coordinator host is gone".into(),
+    };
+    h.handle.decide(waiting.id, approval).await.expect("decide");
+    eventually("gpactivatestandby started", || {
+        (!h.world.commands().is_empty()).then_some(())
+    })
+    .await;
+    assert!(
+        h.world.commands()[0]
+            .argv
+            .iter()
+            .any(|a| a.contains("gpactivatestandby")),
+        "{:?}",
+        h.world.commands()
+    );
+}
