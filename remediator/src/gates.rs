@@ -322,11 +322,7 @@ fn activation_gates(input: &GateInput<'_>) -> Result<(), Refusal> {
     // A server that answers with an error (too many clients, authentication, shutting
     // down) is alive: a standby activated beside it makes two coordinators as soon as it
     // accepts logins again. Its reads count as unreachable, so only this gate stops it.
-    let standby_endpoint = input
-        .cluster
-        .standby
-        .as_ref()
-        .map(|s| format!("{}:{}", s.host, s.port));
+    let standby_endpoint = input.cluster.standby.as_ref().map(|s| s.endpoint.clone());
     let refusing: Vec<&str> = snapshot
         .endpoints
         .iter()
@@ -354,11 +350,11 @@ fn activation_gates(input: &GateInput<'_>) -> Result<(), Refusal> {
     let Some(standby) = &input.cluster.standby else {
         return refuse(Gate::Standby, "the policy names no standby");
     };
-    let endpoint = format!("{}:{}", standby.host, standby.port);
+    let endpoint = &standby.endpoint;
     let alive = snapshot
         .endpoints
         .iter()
-        .any(|e| e.endpoint == endpoint && e.state == EndpointState::StandbyInRecovery);
+        .any(|e| &e.endpoint == endpoint && e.state == EndpointState::StandbyInRecovery);
     if !alive {
         return refuse(
             Gate::Standby,

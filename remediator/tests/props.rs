@@ -530,8 +530,13 @@ fn render(model: &PolicyModel) -> Rendered {
             let endpoint = greenplum_catalog::Endpoint::new(host.as_str(), *port);
             out.push(format!("      - {}", quoted(&endpoint.to_string())));
         }
-        // Every cluster can take every action.
-        out.push("    standby: {host: smdw, datadir: /data/standby}".into());
+        // Every cluster can take every action. The standby is one of the endpoints, as a
+        // valid policy must have it (the last one, as the exporter lists the standby).
+        let (host, port) = c.hosts.last().cloned().unwrap_or_else(|| ("smdw".into(), 5432));
+        out.push(format!(
+            "    standby: {{host: {}, port: {port}, datadir: /data/standby}}",
+            quoted(&host)
+        ));
         out.push(format!("    breaker_failures: {}", c.breaker_failures));
         out.push("    executor:".into());
         match &c.ssh_user {

@@ -53,11 +53,7 @@ impl Lane {
         begin: tokio::time::Instant,
     ) -> (bool, String) {
         let settings = self.policy.settings.clone();
-        let standby_endpoint = self
-            .cluster
-            .standby
-            .as_ref()
-            .map(|s| format!("{}:{}", s.host, s.port));
+        let standby_endpoint = self.cluster.standby.as_ref().map(|s| s.endpoint.clone());
         loop {
             let snapshot = self.read().await;
             let state = progress(

@@ -6,6 +6,7 @@
 
 pub mod matcher;
 pub mod ssh;
+pub mod standby;
 pub mod time;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -133,6 +134,10 @@ pub struct Standby {
     pub port: u16,
     #[serde(default)]
     pub datadir: Option<String>,
+    /// The cluster endpoint that is this standby (matched when the policy is loaded, by
+    /// text or by address: see `standby.rs`); what the gates look for in a snapshot.
+    #[serde(skip)]
+    pub endpoint: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -392,12 +397,32 @@ impl Policy {
                 message: first_line(&e.to_string()),
             }]
         })?;
-        let issues = policy.validate();
+        let mut policy = policy;
+        let mut issues = policy.match_standbys();
+        issues.extend(policy.validate());
         if issues.is_empty() {
             Ok(policy)
         } else {
             Err(issues)
         }
+    }
+
+    /// Finds each standby's endpoint (see `standby.rs`); a standby that is none of its
+    /// cluster's endpoints is an issue on the cluster's line.
+    fn match_standbys(&mut self) -> Vec<PolicyIssue> {
+        let mut issues = Vec::new();
+        for cluster in &mut self.clusters {
+            let line = Some(cluster.referenced.line());
+            let value = &mut cluster.value;
+            let Some(standby) = value.standby.as_mut() else {
+                continue;
+            };
+            match standby::standby_endpoint(standby, &value.connection.endpoints) {
+                Ok(endpoint) => standby.endpoint = endpoint,
+                Err(why) => issues.push(issue(line, format!("cluster {:?}: {why}", value.name))),
+            }
+        }
+        issues
     }
 
     pub fn cluster(&self, name: &str) -> Option<&Cluster> {

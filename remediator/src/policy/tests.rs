@@ -204,3 +204,23 @@ fn connection_keys_are_the_exporters_and_old_ones_name_their_replacement() {
         "{empty:?}"
     );
 }
+
+/// Issue 12, bug 3: the standby is matched to an endpoint by address, not only by text, and
+/// a standby that is no endpoint is refused at load time on its cluster's line.
+#[test]
+fn the_standby_is_matched_to_an_endpoint_by_address() {
+    let policy = |standby_port: u16| {
+        format!(
+            "clusters:\n  - name: gp\n    endpoints: ['localhost:6000', 'localhost:6001']\n    \
+             standby: {{host: 127.0.0.1, port: {standby_port}, datadir: /d}}\n    executor:\n      \
+             local: {{}}\nrules: []\n"
+        )
+    };
+    let parsed = Policy::parse(&policy(6001)).expect("the standby is localhost:6001");
+    let standby = parsed.clusters[0].value.standby.as_ref().expect("standby");
+    assert_eq!(standby.endpoint, "localhost:6001");
+    let found = issues(&policy(6002));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].line, Some(2), "{found:?}");
+    assert!(found[0].message.contains("none of the cluster's endpoints"), "{found:?}");
+}
