@@ -532,7 +532,11 @@ fn render(model: &PolicyModel) -> Rendered {
         }
         // Every cluster can take every action. The standby is one of the endpoints, as a
         // valid policy must have it (the last one, as the exporter lists the standby).
-        let (host, port) = c.hosts.last().cloned().unwrap_or_else(|| ("smdw".into(), 5432));
+        let (host, port) = c
+            .hosts
+            .last()
+            .cloned()
+            .unwrap_or_else(|| ("smdw".into(), 5432));
         out.push(format!(
             "    standby: {{host: {}, port: {port}, datadir: /data/standby}}",
             quoted(&host)

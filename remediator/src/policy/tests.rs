@@ -222,5 +222,8 @@ fn the_standby_is_matched_to_an_endpoint_by_address() {
     let found = issues(&policy(6002));
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].line, Some(2), "{found:?}");
-    assert!(found[0].message.contains("none of the cluster's endpoints"), "{found:?}");
+    assert!(
+        found[0].message.contains("none of the cluster's endpoints"),
+        "{found:?}"
+    );
 }

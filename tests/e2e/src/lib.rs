@@ -9,6 +9,7 @@ pub mod faults;
 pub mod process;
 pub mod prometheus;
 pub mod real;
+pub mod real_stack;
 pub mod remediator;
 pub mod scenario;
 pub mod stack;

@@ -314,6 +314,36 @@ impl RealCluster {
     }
 }
 
+impl RealCluster {
+    /// The admin's `(uid, gid)`, to run a service as the admin (the tools refuse root).
+    pub fn admin_ids(&self) -> Result<(u32, u32)> {
+        let user = nix::unistd::User::from_name(self.version.admin())?
+            .with_context(|| format!("no OS user {}", self.version.admin()))?;
+        Ok((user.uid.as_raw(), user.gid.as_raw()))
+    }
+
+    /// The admin's environment after `env.sh`, limited to `names` (what a remediator policy's
+    /// local executor passes to the tools: GPHOME, PATH, PYTHONHOME, ...).
+    pub fn admin_env(&self, names: &[&str]) -> Result<Vec<(String, String)>> {
+        let env = self.as_admin_ok("env")?;
+        Ok(env
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .filter(|(k, _)| names.contains(k))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+
+    /// The data directory of the standby (the catalog's `content = -1`, `role = 'm'` row).
+    pub fn standby_datadir(&self) -> Result<String> {
+        self.segments(self.coordinator_port())?
+            .into_iter()
+            .find(|s| s.content == -1 && s.role == 'm')
+            .map(|s| s.datadir)
+            .context("the cluster has no standby")
+    }
+}
+
 /// This host's first address that is not loopback, so a test can tell a client's connection
 /// (from it) from the coordinator's connection to itself (from 127.0.0.1 on these clusters).
 pub fn host_address() -> Result<String> {

@@ -16,6 +16,8 @@ pub struct Remediator {
     token: String,
     dir: PathBuf,
     policy: PathBuf,
+    /// `(uid, gid)` it runs as, when not as the test (the real Greenplum tools refuse root).
+    run_as: Option<(u32, u32)>,
     guard: ChildGuard,
 }
 
@@ -23,6 +25,12 @@ impl Remediator {
     /// Starts `greenplum-remediator serve` with `policy`, a SQLite journal and a bearer token
     /// in `dir`.
     pub fn start(dir: &Path, policy: &Path) -> Result<Remediator> {
+        Self::start_as(dir, policy, None)
+    }
+
+    /// Like [`start`](Self::start), as the user `run_as` (`(uid, gid)`), who must be able to
+    /// write `dir`: the local executor then starts the tools as that user.
+    pub fn start_as(dir: &Path, policy: &Path, run_as: Option<(u32, u32)>) -> Result<Remediator> {
         let token = format!(
             "e2e-{:x}",
             std::process::id() as u64 * 7919 + free_port()? as u64
@@ -31,12 +39,13 @@ impl Remediator {
         std::fs::write(&token_file, format!("{token}\n"))?;
         let address = format!("127.0.0.1:{}", free_port()?);
         let mut remediator = Remediator {
-            guard: spawn(dir, policy, &address, &token_file)?,
+            guard: spawn(dir, policy, &address, &token_file, run_as)?,
             address,
             token_file,
             token,
             dir: dir.to_path_buf(),
             policy: policy.to_path_buf(),
+            run_as,
         };
         remediator.wait_ready()?;
         Ok(remediator)
@@ -45,7 +54,13 @@ impl Remediator {
     /// Starts it again on the same journal, address and token (after a kill).
     pub fn restart(&mut self) -> Result<()> {
         self.guard.stop();
-        self.guard = spawn(&self.dir, &self.policy, &self.address, &self.token_file)?;
+        self.guard = spawn(
+            &self.dir,
+            &self.policy,
+            &self.address,
+            &self.token_file,
+            self.run_as,
+        )?;
         self.wait_ready()
     }
 
@@ -126,8 +141,18 @@ impl Remediator {
     }
 }
 
-fn spawn(dir: &Path, policy: &Path, address: &str, token_file: &Path) -> Result<ChildGuard> {
+fn spawn(
+    dir: &Path,
+    policy: &Path,
+    address: &str,
+    token_file: &Path,
+    run_as: Option<(u32, u32)>,
+) -> Result<ChildGuard> {
     let mut command = Command::new(binary("greenplum-remediator")?);
+    if let Some((uid, gid)) = run_as {
+        use std::os::unix::process::CommandExt;
+        command.uid(uid).gid(gid);
+    }
     command
         .env("RUST_LOG", "info")
         .arg("serve")

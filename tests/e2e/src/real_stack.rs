@@ -1,0 +1,178 @@
+//! The whole stack around a real Greenplum cluster: the exporter, a real Prometheus with the
+//! shipped rules (their `for:` scaled down), a real Alertmanager, and the remediator running
+//! as the cluster's admin with the local executor, so the actions run the real
+//! `gprecoverseg`, `gpinitstandby` and `gpactivatestandby`. The lab's [`Stack`] with a real
+//! cluster in its place.
+//!
+//! [`Stack`]: crate::stack::Stack
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::alertmanager::{Alertmanager, AlertmanagerConfig};
+use crate::exporter::Exporter;
+use crate::prometheus::{Prometheus, PrometheusConfig, ScrapeJob};
+use crate::real::RealCluster;
+use crate::remediator::Remediator;
+use crate::stack::scaled_rules;
+
+/// The `cluster` label and policy name of the real cluster.
+pub const REAL_CLUSTER: &str = "real";
+
+/// What the local executor passes to the tools: what `greenplum_path.sh` and `env.sh` set,
+/// within the policy's allowlist.
+const TOOL_ENV: &[&str] = &[
+    "GPHOME",
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "PYTHONHOME",
+    "PYTHONPATH",
+    "COORDINATOR_DATA_DIRECTORY",
+    "MASTER_DATA_DIRECTORY",
+    "PGPORT",
+    "PGHOST",
+    "PGDATABASE",
+    "HOME",
+    "USER",
+    "LOGNAME",
+];
+
+pub struct RealStack {
+    pub prometheus: Prometheus,
+    pub alertmanager: Alertmanager,
+    pub remediator: Remediator,
+    pub exporter: Exporter,
+    dir: PathBuf,
+}
+
+impl RealStack {
+    /// Starts everything in `dir` (made writable by the cluster's admin, who runs the
+    /// remediator), with the shipped rules' `for:` divided by `rule_speedup`.
+    pub fn up(cluster: &RealCluster, dir: &Path, rule_speedup: u32) -> Result<RealStack> {
+        let (uid, gid) = cluster.admin_ids()?;
+        nix::unistd::chown(
+            dir,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .with_context(|| format!("giving {} to the admin", dir.display()))?;
+        let exporter = Exporter::start(dir, &cluster.endpoints(), &cluster.env())?;
+        let policy = dir.join("policy.yml");
+        std::fs::write(&policy, real_policy(cluster)?)?;
+        let remediator = Remediator::start_as(dir, &policy, Some((uid, gid)))?;
+        let alertmanager = Alertmanager::start(
+            dir,
+            &AlertmanagerConfig {
+                webhook_url: remediator.webhook_url(),
+                token_file: remediator.token_file().to_path_buf(),
+                group_wait: Duration::from_secs(1),
+                group_interval: Duration::from_secs(5),
+                repeat_interval: Duration::from_secs(60),
+            },
+        )?;
+        let job = |name: &str, address: &str| ScrapeJob {
+            job: name.into(),
+            targets: vec![address.to_string()],
+            labels: vec![("cluster".into(), REAL_CLUSTER.into())],
+        };
+        let prometheus = Prometheus::start(
+            dir,
+            &PrometheusConfig {
+                jobs: vec![
+                    job("greenplum-exporter", exporter.address()),
+                    job("greenplum-remediator", remediator.address()),
+                ],
+                rule_files: scaled_rules(dir, rule_speedup)?,
+                alertmanager: Some(alertmanager.address().to_string()),
+                interval: Duration::from_secs(1),
+            },
+        )?;
+        Ok(RealStack {
+            prometheus,
+            alertmanager,
+            remediator,
+            exporter,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// The demo's rules on the real cluster: recover and rebalance automatically, restart a
+/// stopped standby automatically, activate the standby only with a person's approval.
+pub fn real_policy(cluster: &RealCluster) -> Result<String> {
+    let env = cluster.admin_env(TOOL_ENV)?;
+    let env: String = env
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "          {k}: {}\n",
+                serde_json::to_string(v).unwrap_or_default()
+            )
+        })
+        .collect();
+    let coordinator = cluster.coordinator_port();
+    let standby_port = cluster
+        .standby_port()
+        .context("the real stack needs a standby")?;
+    let standby_dir = cluster.standby_datadir()?;
+    let admin = cluster.version().admin();
+    Ok(format!(
+        r#"# Written by the e2e real stack for the real cluster it runs against.
+clusters:
+  - name: {REAL_CLUSTER}
+    endpoints: ["127.0.0.1:{coordinator}", "127.0.0.1:{standby_port}"]
+    user: {admin}
+    standby: {{host: 127.0.0.1, port: {standby_port}, datadir: "{standby_dir}"}}
+    executor:
+      local:
+        env:
+{env}        overdue_after: 10m
+    unreachable_checks: 3
+
+rules:
+  - name: recover-down-segments
+    match:
+      alertname: GreenplumSegmentDown
+      labels: ['remediation="recover"']
+    action: recover
+    approval: auto
+
+  - name: rebalance-any-time
+    match:
+      alertname: GreenplumSegmentsNotInPreferredRole
+      labels: ['remediation="rebalance"']
+    action: rebalance
+    approval: auto
+    windows:
+      - {{start: "00:00", end: "12:00"}}
+      - {{start: "12:00", end: "00:00"}}
+
+  - name: restart-standby
+    match:
+      alertname: GreenplumStandbyNotStreaming
+      labels: ['remediation="start_standby"']
+    action: start_standby
+    approval: auto
+
+  - name: activate-standby
+    match:
+      alertname: GreenplumCoordinatorDown
+      labels: ['remediation="activate_standby"']
+    action: activate_standby
+    approval: required
+
+settings:
+  approval_ttl: 30m
+  verify_up_deadline: 3m
+  verify_sync_deadline: 10m
+  verify_poll_interval: 1s
+  watch_interval: 2s
+"#
+    ))
+}
