@@ -125,21 +125,29 @@ impl Lane {
             }),
             seen_by: seen_by(),
         };
-        let stale = match &self.standby_sighting {
-            None => true,
-            Some(last) => {
-                last.in_sync != sighting.in_sync
-                    || (sighting.at - last.at)
-                        .to_std()
-                        .map_or(true, |age| age >= SIGHTING_REFRESH)
-            }
-        };
+        let changed = self
+            .standby_sighting
+            .as_ref()
+            .is_none_or(|last| last.in_sync != sighting.in_sync);
+        let stale = changed
+            || self.standby_sighting.as_ref().is_some_and(|last| {
+                (sighting.at - last.at)
+                    .to_std()
+                    .map_or(true, |age| age >= SIGHTING_REFRESH)
+            });
         if stale {
-            if let Err(e) = self
+            match self
                 .journal
                 .record_standby_sighting(&self.cluster.name, &sighting)
             {
-                self.journal_error(&e);
+                // Said once per change: activation depends on it.
+                Ok(()) if changed => tracing::info!(
+                    cluster = %self.cluster.name,
+                    in_sync = sighting.in_sync,
+                    "standby sighting journalled"
+                ),
+                Ok(()) => {}
+                Err(e) => self.journal_error(&e),
             }
             self.standby_sighting = Some(sighting);
         }

@@ -51,6 +51,21 @@ impl RealStack {
     /// Starts everything in `dir` (made writable by the cluster's admin, who runs the
     /// remediator), with the shipped rules' `for:` divided by `rule_speedup`.
     pub fn up(cluster: &RealCluster, dir: &Path, rule_speedup: u32) -> Result<RealStack> {
+        Self::up_with(
+            cluster,
+            dir,
+            rule_speedup,
+            &real_policy(cluster, "127.0.0.1")?,
+        )
+    }
+
+    /// Like [`up`](Self::up), with the remediator's policy given.
+    pub fn up_with(
+        cluster: &RealCluster,
+        dir: &Path,
+        rule_speedup: u32,
+        policy_text: &str,
+    ) -> Result<RealStack> {
         let (uid, gid) = cluster.admin_ids()?;
         nix::unistd::chown(
             dir,
@@ -60,7 +75,7 @@ impl RealStack {
         .with_context(|| format!("giving {} to the admin", dir.display()))?;
         let exporter = Exporter::start(dir, &cluster.endpoints(), &cluster.env())?;
         let policy = dir.join("policy.yml");
-        std::fs::write(&policy, real_policy(cluster)?)?;
+        std::fs::write(&policy, policy_text)?;
         let remediator = Remediator::start_as(dir, &policy, Some((uid, gid)))?;
         let alertmanager = Alertmanager::start(
             dir,
@@ -104,8 +119,9 @@ impl RealStack {
 }
 
 /// The demo's rules on the real cluster: recover and rebalance automatically, restart a
-/// stopped standby automatically, activate the standby only with a person's approval.
-pub fn real_policy(cluster: &RealCluster) -> Result<String> {
+/// stopped standby automatically, activate the standby only with a person's approval. The
+/// catalog endpoints are written with `endpoint_host`; the standby always as `127.0.0.1`.
+pub fn real_policy(cluster: &RealCluster, endpoint_host: &str) -> Result<String> {
     let env = cluster.admin_env(TOOL_ENV)?;
     let env: String = env
         .iter()
@@ -126,7 +142,7 @@ pub fn real_policy(cluster: &RealCluster) -> Result<String> {
         r#"# Written by the e2e real stack for the real cluster it runs against.
 clusters:
   - name: {REAL_CLUSTER}
-    endpoints: ["127.0.0.1:{coordinator}", "127.0.0.1:{standby_port}"]
+    endpoints: ["{endpoint_host}:{coordinator}", "{endpoint_host}:{standby_port}"]
     user: {admin}
     standby: {{host: 127.0.0.1, port: {standby_port}, datadir: "{standby_dir}"}}
     executor:

@@ -17,7 +17,7 @@ use greenplum_e2e::doc_recipe;
 use greenplum_e2e::exporter::Exporter;
 use greenplum_e2e::process::wait_for;
 use greenplum_e2e::real::{host_address, unavailable, RealCluster, RealVersion, SegmentRow};
-use greenplum_e2e::real_stack::RealStack;
+use greenplum_e2e::real_stack::{real_policy, RealStack};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
@@ -34,6 +34,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     (
         "the_remediator_heals_a_primary_failure_with_the_real_tools",
         remediator_heals,
+    ),
+    (
+        "coordinator_loss_activation_after_a_remediator_restart",
+        coordinator_activation,
     ),
     (
         "double_fault_still_finds_the_coordinator",
@@ -426,4 +430,134 @@ fn remediator_heals(cluster: &RealCluster) -> Result<()> {
     // GP6's words for a healthy pair set (A_healthy.txt of the recorded fixtures).
     ensure!(text.contains("All segments are running normally"), "{text}");
     Ok(())
+}
+
+/// Issue 12, bugs 3 and 4, on a real cluster of its own (activation leaves no standby): the
+/// policy names the endpoints `localhost:*` and the standby `127.0.0.1` (two spellings of one
+/// address), and the remediator is restarted while the coordinator is down. It must still
+/// plan the activation (the standby's journalled sighting, matched by address), wait for a
+/// person, and run the real `gpactivatestandby` once approved.
+fn coordinator_activation(_shared: &RealCluster) -> Result<()> {
+    let cluster = RealCluster::create(RealVersion::Gp6, 1, true)?
+        .context("the asset vanished during the run")?;
+    let dir = tempfile::Builder::new()
+        .prefix("gp-real-activation-")
+        .tempdir_in("/tmp")?;
+    let policy = real_policy(&cluster, "localhost")?;
+    let mut stack = RealStack::up_with(&cluster, dir.path(), 10, &policy)?;
+    let log = dir.path().join("remediator.log");
+    wait_for(
+        "the remediator to journal the standby in sync",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            let text = strip_ansi(&std::fs::read_to_string(&log).unwrap_or_default());
+            Ok(text
+                .lines()
+                .any(|l| l.contains("standby sighting journalled") && l.contains("in_sync=true"))
+                .then_some(()))
+        },
+    )
+    .with_context(|| std::fs::read_to_string(&log).unwrap_or_default())?;
+    let coordinator = cluster
+        .segments(cluster.coordinator_port())?
+        .into_iter()
+        .find(|r| r.content == -1 && r.role == 'p')
+        .context("no coordinator row")?;
+    cluster.kill_instance(&coordinator.datadir)?;
+    // A restart during the outage: whatever the remediator knew only in memory is gone.
+    stack.remediator.restart()?;
+    let planned = wait_for(
+        "activate_standby to await approval",
+        Duration::from_secs(180),
+        Duration::from_secs(1),
+        || {
+            for a in stack.remediator.actions()? {
+                if a["action"] != "activate_standby" {
+                    continue;
+                }
+                let record = stack.remediator.action(a["id"].as_i64().unwrap_or(0))?;
+                match record["state"].as_str() {
+                    Some("awaiting_approval") => return Ok(Some(record)),
+                    Some("refused" | "failed" | "expired") => {
+                        anyhow::bail!("activation ended without a person: {record:#}")
+                    }
+                    _ => {}
+                }
+            }
+            Ok(None)
+        },
+    )?;
+    ensure!(
+        planned
+            .to_string()
+            .contains("standby last seen streaming in sync"),
+        "the approver is not shown the evidence: {planned:#}"
+    );
+    let id = planned["id"].as_i64().context("action without id")?;
+    stack.remediator.cli(&[
+        "actions",
+        "approve",
+        &id.to_string(),
+        "--reason",
+        "the coordinator host is gone",
+    ])?;
+    wait_for(
+        "the activation to be verified",
+        Duration::from_secs(240),
+        Duration::from_secs(1),
+        || {
+            let record = stack.remediator.action(id)?;
+            match record["state"].as_str() {
+                Some("succeeded") => Ok(Some(())),
+                Some("failed" | "refused" | "expired") => {
+                    anyhow::bail!("activation {id} ended: {record:#}")
+                }
+                _ => Ok(None),
+            }
+        },
+    )?;
+    let standby_port = cluster.standby_port().context("no standby port")?;
+    let mut new = cluster.connect(standby_port)?;
+    let in_recovery: bool = new.query_one("SELECT pg_is_in_recovery()", &[])?.get(0);
+    ensure!(!in_recovery, "the old standby is still in recovery");
+    let body = wait_for(
+        "the exporter to follow the new coordinator",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        || {
+            let body = stack.exporter.scrape()?;
+            Ok((series(&body, "greenplum_up", &[]) == Some(1.0)).then_some(body))
+        },
+    )?;
+    ensure!(
+        series(
+            &body,
+            "greenplum_endpoint_state",
+            &[
+                ("endpoint", &format!("127.0.0.1:{standby_port}")),
+                ("state", "coordinator")
+            ]
+        ) == Some(1.0),
+        "{body}"
+    );
+    Ok(())
+}
+
+/// The text of a log without its terminal colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
