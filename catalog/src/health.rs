@@ -275,7 +275,7 @@ mod tests {
     }
 
     fn snapshot_with(segments: Vec<Segment>, replication_error: Option<&str>) -> Snapshot {
-        use crate::snapshot::{Source, SourceError};
+        use crate::source::{Source, SourceError};
         let mut snapshot = compact::snapshot(&[]);
         snapshot.segments = Ok(segments);
         snapshot.replication = match replication_error {
@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn a_dispatch_login_failure_is_a_configuration_error_not_a_double_fault() {
-        use crate::snapshot::{Source, SourceError};
+        use crate::source::{Source, SourceError};
         let health = snapshot_with(mirror0_down(), Some(ENTRY_DB_LOGIN_ERROR))
             .health()
             .unwrap();

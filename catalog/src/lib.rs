@@ -26,6 +26,7 @@ pub mod pgpass;
 pub mod queries;
 pub mod reader;
 pub mod snapshot;
+pub mod source;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 pub mod tls;
@@ -37,4 +38,5 @@ pub use health::{ClusterState, Health};
 pub use lsn::Lsn;
 pub use reader::{ClusterReader, Endpoint, ReaderConfig, TlsConfig};
 pub use snapshot::*;
+pub use source::{Source, SourceError, Sourced};
 pub use version::{parse_version, VersionError};

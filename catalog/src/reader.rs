@@ -27,9 +27,8 @@ use crate::queries::replication::{attach_current, CurrentWalSource, ReplicationS
 use crate::queries::segments::SegmentsSource;
 use crate::queries::standby::StandbySource;
 use crate::queries::{run, session as sql, RawRow, SourceQuery, Unanswered};
-use crate::snapshot::{
-    Dialect, EndpointObservation, EndpointState, Snapshot, Source, SourceError, Sourced, Version,
-};
+use crate::snapshot::{Dialect, EndpointObservation, EndpointState, Snapshot, Version};
+use crate::source::{Source, SourceError, Sourced};
 use crate::version::parse_version;
 
 pub use crate::config::{

@@ -9,8 +9,9 @@ use chrono::Utc;
 use super::{endpoint, gp_walreceiver, mode, role, status};
 use crate::snapshot::{
     EndpointObservation, EndpointState, History, MirrorReplication, Mode, ReplicationState, Role,
-    Segment, Snapshot, Source, SourceError, StandbyReplication, SyncState, WalSender,
+    Segment, Snapshot, StandbyReplication, SyncState, WalSender,
 };
+use crate::source::{Source, SourceError};
 
 /// `(dbid, content, role, preferred_role, mode, status, host)`, the letters as in
 /// `gp_segment_configuration`.

@@ -10,9 +10,9 @@ pub use super::{at, endpoint, gp6, gp7, lsn};
 use super::{gp_walreceiver, mode, role, status};
 use crate::snapshot::{
     EndpointObservation, EndpointState, History, MirrorReplication, RecoveryProgress,
-    ReplicationState, Segment, Snapshot, Source, SourceError, StandbyReplication, SyncState,
-    WalSender,
+    ReplicationState, Segment, Snapshot, StandbyReplication, SyncState, WalSender,
 };
+use crate::source::{Source, SourceError};
 
 /// A_healthy.txt, `SELECT * FROM gp_segment_configuration ORDER BY content, role`.
 pub const HEALTHY_ROWS: &str = "
