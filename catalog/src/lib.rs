@@ -31,6 +31,7 @@ pub mod source;
 pub mod test_support;
 pub mod tls;
 pub mod version;
+pub mod yaml;
 
 pub use connection::{parse_duration, ClusterConnection, ConnectionDefaults, TlsFiles};
 pub use error::CatalogError;

@@ -56,7 +56,7 @@ impl ClustersFile {
     }
 
     pub fn parse(text: &str) -> anyhow::Result<ClustersFile> {
-        let file: ClustersFile = crate::yaml::from_str(text)?;
+        let file: ClustersFile = greenplum_catalog::yaml::from_str(text)?;
         if file.clusters.is_empty() {
             bail!("no clusters defined");
         }

@@ -15,4 +15,3 @@ pub mod metrics;
 pub mod run;
 pub mod scrape;
 pub mod web_config;
-pub mod yaml;

@@ -49,7 +49,7 @@ pub enum WebConfigError {
     #[error("invalid web config {path}: {source}")]
     Parse {
         path: PathBuf,
-        source: crate::yaml::YamlError,
+        source: greenplum_catalog::yaml::YamlError,
     },
     #[error("invalid web config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -191,7 +191,7 @@ impl WebConfig {
         let config: WebConfig = if text.trim().is_empty() {
             WebConfig::default()
         } else {
-            crate::yaml::from_str(text).map_err(|source| WebConfigError::Parse {
+            greenplum_catalog::yaml::from_str(text).map_err(|source| WebConfigError::Parse {
                 path: path.to_path_buf(),
                 source,
             })?

@@ -389,12 +389,11 @@ impl Policy {
     }
 
     pub fn parse(text: &str) -> Result<Policy, Vec<PolicyIssue>> {
-        let policy: Policy = serde_saphyr::from_str(text).map_err(|e| {
-            let location = e.location();
+        let policy: Policy = greenplum_catalog::yaml::from_str(text).map_err(|e| {
             vec![PolicyIssue {
-                line: location.map(|l| l.line()),
-                column: location.map(|l| l.column()),
-                message: first_line(&e.to_string()),
+                line: e.line,
+                column: e.column,
+                message: e.message,
             }]
         })?;
         let mut policy = policy;
@@ -604,18 +603,6 @@ fn issue(line: Option<u64>, message: String) -> PolicyIssue {
         column: None,
         message,
     }
-}
-
-/// serde-saphyr renders a source snippet after the message; the position is reported
-/// separately, so keep the message itself.
-fn first_line(text: &str) -> String {
-    let line = text.lines().next().unwrap_or(text);
-    let line = line.strip_prefix("error: ").unwrap_or(line);
-    let line = match line.strip_prefix("line ") {
-        Some(rest) => rest.split_once(": ").map_or(line, |(_, message)| message),
-        None => line,
-    };
-    line.to_string()
 }
 
 #[cfg(test)]

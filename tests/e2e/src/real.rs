@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 
+use gplab::SegmentRow;
+
 use crate::process::wait_for;
 use crate::repo_root;
 
@@ -71,19 +73,6 @@ pub fn unavailable(version: RealVersion) -> Option<String> {
         ));
     }
     None
-}
-
-/// One row of `gp_segment_configuration`, as the real server reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentRow {
-    pub dbid: i16,
-    pub content: i16,
-    pub role: char,
-    pub preferred_role: char,
-    pub mode: char,
-    pub status: char,
-    pub port: u16,
-    pub datadir: String,
 }
 
 /// A running real cluster: coordinator, optional standby, `pairs` primary/mirror pairs.
@@ -198,28 +187,10 @@ impl RealCluster {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// `gp_segment_configuration` as the coordinator on `port` reports it, by dbid.
+    /// `gp_segment_configuration` as the coordinator on `port` reports it, read as the lab
+    /// reads its own (one row type: the scenarios' predicates work on both).
     pub fn segments(&self, port: u16) -> Result<Vec<SegmentRow>> {
-        let mut client = self.connect(port)?;
-        let rows = client.query(
-            "SELECT dbid, content, role::text, preferred_role::text, mode::text, status::text, \
-             port, datadir FROM gp_segment_configuration ORDER BY dbid",
-            &[],
-        )?;
-        rows.iter()
-            .map(|r| {
-                Ok(SegmentRow {
-                    dbid: r.get(0),
-                    content: r.get(1),
-                    role: first_char(r.get(2)),
-                    preferred_role: first_char(r.get(3)),
-                    mode: first_char(r.get(4)),
-                    status: first_char(r.get(5)),
-                    port: u16::try_from(r.get::<_, i32>(6)).context("port out of range")?,
-                    datadir: r.get(7),
-                })
-            })
-            .collect()
+        Ok(gplab::catalog::read_segments(&mut self.connect(port)?)?)
     }
 
     /// The row of `dbid`.
@@ -234,6 +205,25 @@ impl RealCluster {
     pub fn kill_instance(&self, datadir: &str) -> Result<()> {
         self.as_admin_ok(&format!("pg_ctl -D '{datadir}' stop -m immediate"))?;
         Ok(())
+    }
+
+    /// Kills the acting primary of `content` and has FTS mark it down (asking it to probe
+    /// now, as its next probe would); returns the catalog as FTS left it.
+    pub fn fail_primary(&self, content: i16) -> Result<Vec<SegmentRow>> {
+        let primary = self
+            .segments(self.coordinator_port())?
+            .into_iter()
+            .find(|r| r.content == content && r.role == 'p')
+            .with_context(|| format!("no primary of content {content}"))?;
+        self.kill_instance(&primary.datadir)?;
+        self.probe_until(
+            &format!("FTS to mark dbid {} down", primary.dbid),
+            Duration::from_secs(60),
+            |rows| {
+                rows.iter()
+                    .any(|r| r.dbid == primary.dbid && r.status == 'd')
+            },
+        )
     }
 
     /// Asks FTS to probe now (it would otherwise wait up to its 60 s interval) until
@@ -372,10 +362,6 @@ impl Drop for RealCluster {
             );
         }
     }
-}
-
-fn first_char(text: String) -> char {
-    text.chars().next().unwrap_or('?')
 }
 
 fn run(mut command: Command, what: &str) -> Result<Output> {

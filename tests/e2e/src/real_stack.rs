@@ -16,7 +16,7 @@ use crate::exporter::Exporter;
 use crate::prometheus::{Prometheus, PrometheusConfig, ScrapeJob};
 use crate::real::RealCluster;
 use crate::remediator::Remediator;
-use crate::stack::scaled_rules;
+use crate::stack::{scaled_rules, DEMO_RULES};
 
 /// The `cluster` label and policy name of the real cluster.
 pub const REAL_CLUSTER: &str = "real";
@@ -118,9 +118,8 @@ impl RealStack {
     }
 }
 
-/// The demo's rules on the real cluster: recover and rebalance automatically, restart a
-/// stopped standby automatically, activate the standby only with a person's approval. The
-/// catalog endpoints are written with `endpoint_host`; the standby always as `127.0.0.1`.
+/// The demo's policy for the real cluster (its rules: [`DEMO_RULES`]). The catalog endpoints
+/// are written with `endpoint_host`; the standby always as `127.0.0.1`.
 pub fn real_policy(cluster: &RealCluster, endpoint_host: &str) -> Result<String> {
     let env = cluster.admin_env(TOOL_ENV)?;
     let env: String = env
@@ -151,44 +150,6 @@ clusters:
 {env}        overdue_after: 10m
     unreachable_checks: 3
 
-rules:
-  - name: recover-down-segments
-    match:
-      alertname: GreenplumSegmentDown
-      labels: ['remediation="recover"']
-    action: recover
-    approval: auto
-
-  - name: rebalance-any-time
-    match:
-      alertname: GreenplumSegmentsNotInPreferredRole
-      labels: ['remediation="rebalance"']
-    action: rebalance
-    approval: auto
-    windows:
-      - {{start: "00:00", end: "12:00"}}
-      - {{start: "12:00", end: "00:00"}}
-
-  - name: restart-standby
-    match:
-      alertname: GreenplumStandbyNotStreaming
-      labels: ['remediation="start_standby"']
-    action: start_standby
-    approval: auto
-
-  - name: activate-standby
-    match:
-      alertname: GreenplumCoordinatorDown
-      labels: ['remediation="activate_standby"']
-    action: activate_standby
-    approval: required
-
-settings:
-  approval_ttl: 30m
-  verify_up_deadline: 3m
-  verify_sync_deadline: 10m
-  verify_poll_interval: 1s
-  watch_interval: 2s
-"#
+{DEMO_RULES}"#
     ))
 }

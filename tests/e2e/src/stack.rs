@@ -176,15 +176,25 @@ clusters:
         overdue_after: 10m
     unreachable_checks: 3
 
-rules:
+{DEMO_RULES}"#,
+        path = var("PATH")?,
+        datadir = var("COORDINATOR_DATA_DIRECTORY")?,
+    ))
+}
+
+/// The demo's rules and settings, after the `clusters:` part of a policy: recover and
+/// rebalance automatically (rebalance at any hour), restart a stopped standby automatically,
+/// activate the standby only with a person's approval. The lab's stack and the real one share
+/// them.
+pub const DEMO_RULES: &str = r#"rules:
   - name: recover-down-segments
     match:
       alertname: GreenplumSegmentDown
       labels: ['remediation="recover"']
     action: recover
     approval: auto
-    budget: {{per_hour: 4, per_day: 10}}
-    blast_radius: {{max_down_segments: 4, max_down_hosts: 1}}
+    budget: {per_hour: 4, per_day: 10}
+    blast_radius: {max_down_segments: 4, max_down_hosts: 1}
 
   - name: rebalance-any-time
     match:
@@ -193,8 +203,8 @@ rules:
     action: rebalance
     approval: auto
     windows:
-      - {{start: "00:00", end: "12:00"}}
-      - {{start: "12:00", end: "00:00"}}
+      - {start: "00:00", end: "12:00"}
+      - {start: "12:00", end: "00:00"}
 
   - name: restart-standby
     match:
@@ -216,11 +226,7 @@ settings:
   verify_sync_deadline: 10m
   verify_poll_interval: 1s
   watch_interval: 2s
-"#,
-        path = var("PATH")?,
-        datadir = var("COORDINATOR_DATA_DIRECTORY")?,
-    ))
-}
+"#;
 
 /// Copies the shipped rule files into `dir`, dividing each `for:` by `speedup`.
 pub fn scaled_rules(dir: &Path, speedup: u32) -> Result<Vec<PathBuf>> {

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use gplab::SegmentRow;
 use greenplum_e2e::bins::binary;
 use greenplum_e2e::doc_recipe;
 use greenplum_e2e::exporter::Exporter;
 use greenplum_e2e::process::wait_for;
-use greenplum_e2e::real::{host_address, unavailable, RealCluster, RealVersion, SegmentRow};
+use greenplum_e2e::real::{host_address, unavailable, RealCluster, RealVersion};
 use greenplum_e2e::real_stack::{real_policy, RealStack};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
@@ -168,20 +169,7 @@ fn healthy(cluster: &RealCluster) -> Result<()> {
 
 fn primary_failover(cluster: &RealCluster) -> Result<()> {
     let port = cluster.coordinator_port();
-    let primary = cluster
-        .segments(port)?
-        .into_iter()
-        .find(|r| r.content == 0 && r.role == 'p')
-        .context("no primary of content 0")?;
-    cluster.kill_instance(&primary.datadir)?;
-    let rows = cluster.probe_until(
-        "FTS marks the primary down",
-        Duration::from_secs(60),
-        |rows| {
-            rows.iter()
-                .any(|r| r.dbid == primary.dbid && r.status == 'd')
-        },
-    )?;
+    let rows = cluster.fail_primary(0)?;
     let dir = tempfile::tempdir()?;
     let exporter = start_exporter(cluster, dir.path())?;
     let body = exporter.scrape()?;
@@ -303,20 +291,7 @@ fn operations_recipe(cluster: &RealCluster) -> Result<()> {
             ) == Some(0.0),
             "{body}"
         );
-        let primary = cluster
-            .segments(port)?
-            .into_iter()
-            .find(|r| r.content == 1 && r.role == 'p')
-            .context("no primary of content 1")?;
-        cluster.kill_instance(&primary.datadir)?;
-        cluster.probe_until(
-            "FTS fails content 1 over",
-            Duration::from_secs(60),
-            |rows| {
-                rows.iter()
-                    .any(|r| r.dbid == primary.dbid && r.status == 'd')
-            },
-        )?;
+        cluster.fail_primary(1)?;
         let body = exporter.scrape()?;
         ensure!(
             series(&body, "greenplum_contents_suspected_unavailable", &[]) == Some(0.0),
@@ -361,21 +336,8 @@ fn remediator_heals(cluster: &RealCluster) -> Result<()> {
         .tempdir_in("/tmp")?;
     let stack = RealStack::up(cluster, dir.path(), 10)?;
     let port = cluster.coordinator_port();
-    let primary = cluster
-        .segments(port)?
-        .into_iter()
-        .find(|r| r.content == 0 && r.role == 'p')
-        .context("no primary of content 0")?;
-    cluster.kill_instance(&primary.datadir)?;
-    // FTS probes every 60 s on this cluster: ask it now, as its next probe would.
-    cluster.probe_until(
-        "FTS fails content 0 over",
-        Duration::from_secs(60),
-        |rows| {
-            rows.iter()
-                .any(|r| r.dbid == primary.dbid && r.status == 'd')
-        },
-    )?;
+    // FTS probes every 60 s on this cluster: fail_primary asks it now.
+    cluster.fail_primary(0)?;
     let succeeded = |actions: &[Value], kind: &str| {
         actions
             .iter()
