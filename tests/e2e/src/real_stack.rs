@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::alertmanager::{Alertmanager, AlertmanagerConfig};
+use crate::alertmanager::Alertmanager;
 use crate::exporter::Exporter;
-use crate::prometheus::{Prometheus, PrometheusConfig, ScrapeJob};
+use crate::prometheus::{Prometheus, PrometheusConfig};
 use crate::real::RealCluster;
 use crate::remediator::Remediator;
-use crate::stack::{scaled_rules, DEMO_RULES};
+use crate::stack::{alertmanager_for, cluster_job, scaled_rules, DEMO_RULES};
 
 /// The `cluster` label and policy name of the real cluster.
 pub const REAL_CLUSTER: &str = "real";
@@ -77,21 +77,8 @@ impl RealStack {
         let policy = dir.join("policy.yml");
         std::fs::write(&policy, policy_text)?;
         let remediator = Remediator::start_as(dir, &policy, Some((uid, gid)))?;
-        let alertmanager = Alertmanager::start(
-            dir,
-            &AlertmanagerConfig {
-                webhook_url: remediator.webhook_url(),
-                token_file: remediator.token_file().to_path_buf(),
-                group_wait: Duration::from_secs(1),
-                group_interval: Duration::from_secs(5),
-                repeat_interval: Duration::from_secs(60),
-            },
-        )?;
-        let job = |name: &str, address: &str| ScrapeJob {
-            job: name.into(),
-            targets: vec![address.to_string()],
-            labels: vec![("cluster".into(), REAL_CLUSTER.into())],
-        };
+        let alertmanager = alertmanager_for(dir, &remediator)?;
+        let job = |name: &str, address: &str| cluster_job(name, address, REAL_CLUSTER);
         let prometheus = Prometheus::start(
             dir,
             &PrometheusConfig {

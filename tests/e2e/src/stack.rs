@@ -83,16 +83,7 @@ impl Stack {
         let policy = dir.join("policy.yml");
         std::fs::write(&policy, demo_policy(&lab)?)?;
         let remediator = Remediator::start(&dir, &policy)?;
-        let alertmanager = Alertmanager::start(
-            &dir,
-            &AlertmanagerConfig {
-                webhook_url: remediator.webhook_url(),
-                token_file: remediator.token_file().to_path_buf(),
-                group_wait: Duration::from_secs(1),
-                group_interval: Duration::from_secs(5),
-                repeat_interval: Duration::from_secs(60),
-            },
-        )?;
+        let alertmanager = alertmanager_for(&dir, &remediator)?;
         let rules = scaled_rules(&dir, config.rule_speedup)?;
         let prometheus = Prometheus::start(
             &dir,
@@ -122,12 +113,32 @@ impl Stack {
     }
 }
 
-fn job(name: &str, address: &str) -> ScrapeJob {
+/// An Alertmanager that delivers to `remediator` with the remediator's token, grouping
+/// quickly (tests and the demo wait for it).
+pub fn alertmanager_for(dir: &Path, remediator: &Remediator) -> Result<Alertmanager> {
+    Alertmanager::start(
+        dir,
+        &AlertmanagerConfig {
+            webhook_url: remediator.webhook_url(),
+            token_file: remediator.token_file().to_path_buf(),
+            group_wait: Duration::from_secs(1),
+            group_interval: Duration::from_secs(5),
+            repeat_interval: Duration::from_secs(60),
+        },
+    )
+}
+
+/// A scrape job for one address, labelled with its cluster as the rules expect.
+pub fn cluster_job(name: &str, address: &str, cluster: &str) -> ScrapeJob {
     ScrapeJob {
         job: name.into(),
         targets: vec![address.to_string()],
-        labels: vec![("cluster".into(), CLUSTER.into())],
+        labels: vec![("cluster".into(), cluster.into())],
     }
+}
+
+fn job(name: &str, address: &str) -> ScrapeJob {
+    cluster_job(name, address, CLUSTER)
 }
 
 /// `host:port` of the coordinator and the standby.
