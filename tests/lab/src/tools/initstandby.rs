@@ -87,15 +87,17 @@ fn start(dir: &std::path::Path, state: &LabState, log: &GpLog) -> Result<i32> {
         return Ok(2);
     };
     let inst = state.instance(row.dbid)?;
+    // The real tool checks first and says only this, its typo included
+    // (tests/lab/fixtures/greenplum-6.24.3/initstandby_n_running.txt).
+    if process::is_running(&inst.datadir) {
+        log.info("Standy master is already up and running.");
+        return Ok(0);
+    }
     log.info("Starting standby master");
     log.info(&format!(
         "Checking if standby master is running on host: {}  in directory: {}",
         row.hostname, row.datadir
     ));
-    if process::is_running(&inst.datadir) {
-        log.info("Standby master is already running");
-        return Ok(0);
-    }
     instance::start(dir, inst)?;
     log.info("Successfully started standby master");
     Ok(0)

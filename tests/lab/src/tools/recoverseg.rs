@@ -332,14 +332,19 @@ fn request_probe(state: &LabState) -> Result<()> {
 /// Pairs not up and in sync are skipped with a warning and the tool still exits 0, as the real
 /// one does (tests/lab/fixtures/greenplum-6.24.3/rebalance_pair_not_synchronized.txt).
 fn rebalance(dir: &Path, state: &LabState, rows: &[SegmentRow], log: &GpLog) -> Result<i32> {
-    log.info("Greenplum instance recovery parameters");
-    log.rule();
-    log.info("Recovery type              = Rebalance");
-    log.rule();
     let unbalanced: Vec<&SegmentRow> = rows
         .iter()
         .filter(|r| r.content >= 0 && !r.in_preferred_role())
         .collect();
+    if unbalanced.is_empty() {
+        // tests/lab/fixtures/greenplum-6.24.3/rebalance_balanced.txt: no banner, exit 0.
+        log.info("No segments are running in their non-preferred role and need to be rebalanced.");
+        return Ok(0);
+    }
+    log.info("Greenplum instance recovery parameters");
+    log.rule();
+    log.info("Recovery type              = Rebalance");
+    log.rule();
     for (i, r) in unbalanced.iter().enumerate() {
         log.info(&format!(
             "Unbalanced segment {} of {}",
