@@ -44,7 +44,12 @@ fn says_what_the_real_tool_says(lab: &Lab, argv: &[&str], recording: &str) {
             .map_or(0, |i| i + 1);
         all[from..].to_vec()
     };
-    assert_eq!(tail(&lab_says), tail(&real), "{} vs {recording}", argv.join(" "));
+    assert_eq!(
+        tail(&lab_says),
+        tail(&real),
+        "{} vs {recording}",
+        argv.join(" ")
+    );
     assert_eq!(out.status.code(), Some(real_exit), "{}", argv.join(" "));
 }
 
