@@ -453,16 +453,8 @@ mod tests {
         let length = stream.read_u32().await.unwrap();
         let mut startup = vec![0; length as usize - 4];
         stream.read_exact(&mut startup).await.unwrap();
-        let mut body = Vec::new();
-        for (code, value) in fields {
-            body.push(code);
-            body.extend_from_slice(value.as_bytes());
-            body.push(0);
-        }
-        body.push(0);
-        let mut message = vec![b'E'];
-        message.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-        message.extend_from_slice(&body);
+        let fields: Vec<(u8, &str)> = fields.iter().map(|(c, v)| (*c, v.as_str())).collect();
+        let message = crate::test_support::error_response(&fields);
         stream.write_all(&message).await.unwrap();
         stream.shutdown().await.ok();
     }

@@ -84,21 +84,12 @@ async fn coordinator(cert: String, key: String) -> (u16, oneshot::Receiver<Seen>
 
 /// Greenplum's refusal of a login on a standby in recovery.
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
-    let mut body = Vec::new();
-    for (code, value) in [
+    let message = greenplum_catalog::test_support::error_response(&[
         (b'S', "FATAL"),
         (b'V', "FATAL"),
         (b'C', "57M02"),
         (b'M', "the database system is in recovery mode"),
-    ] {
-        body.push(code);
-        body.extend_from_slice(value.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut message = vec![b'E'];
-    message.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-    message.extend_from_slice(&body);
+    ]);
     let _ = stream.write_all(&message).await;
     let _ = stream.shutdown().await;
 }

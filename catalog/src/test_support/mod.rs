@@ -110,3 +110,20 @@ pub fn gp7() -> Version {
         dialect: Dialect::Gp7,
     }
 }
+
+/// A PostgreSQL ErrorResponse message with `fields` (`(b'C', "57M02")`, ...): what a server
+/// sends to refuse a login, for tests that stand in for one.
+pub fn error_response(fields: &[(u8, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (code, value) in fields {
+        body.push(*code);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let length = u32::try_from(body.len() + 4).unwrap_or(u32::MAX);
+    let mut message = vec![b'E'];
+    message.extend_from_slice(&length.to_be_bytes());
+    message.extend_from_slice(&body);
+    message
+}
