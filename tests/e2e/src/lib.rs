@@ -10,6 +10,7 @@ pub mod process;
 pub mod prometheus;
 pub mod real;
 pub mod real_stack;
+pub mod real_story;
 pub mod remediator;
 pub mod scenario;
 pub mod stack;

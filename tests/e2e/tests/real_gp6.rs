@@ -19,8 +19,9 @@ use greenplum_e2e::exporter::Exporter;
 use greenplum_e2e::process::wait_for;
 use greenplum_e2e::real::{host_address, unavailable, RealCluster, RealVersion};
 use greenplum_e2e::real_stack::{real_policy, RealStack};
+use greenplum_e2e::real_story;
+use greenplum_e2e::scenario::Story;
 use libtest_mimic::{Arguments, Failed, Trial};
-use serde_json::Value;
 
 type Scenario = fn(&RealCluster) -> Result<()>;
 
@@ -335,58 +336,18 @@ fn remediator_heals(cluster: &RealCluster) -> Result<()> {
         .prefix("gp-real-stack-")
         .tempdir_in("/tmp")?;
     let stack = RealStack::up(cluster, dir.path(), 10)?;
-    let port = cluster.coordinator_port();
-    // FTS probes every 60 s on this cluster: fail_primary asks it now.
-    cluster.fail_primary(0)?;
-    let succeeded = |actions: &[Value], kind: &str| {
-        actions
-            .iter()
-            .any(|a| a["action"] == kind && a["state"] == "succeeded")
-    };
-    let actions = wait_for(
-        "the remediator to recover and rebalance",
-        Duration::from_secs(480),
-        Duration::from_secs(2),
-        || {
-            let actions = stack.remediator.actions()?;
-            if let Some(bad) = actions
-                .iter()
-                .find(|a| matches!(a["state"].as_str(), Some("failed" | "refused" | "expired")))
-            {
-                anyhow::bail!(
-                    "an action ended badly: {bad}\n{}",
-                    stack.remediator.action(bad["id"].as_i64().unwrap_or(0))?
-                );
-            }
-            Ok(
-                (succeeded(&actions, "recover") && succeeded(&actions, "rebalance"))
-                    .then_some(actions),
-            )
-        },
-    )?;
+    let mut story = Story::new(true);
+    let (recover, rebalance) = real_story::primary_failure(cluster, &stack, &mut story)?;
     // The real tools ran: their own words are in the journalled output.
-    for (kind, words) in [
-        ("recover", "Starting gprecoverseg with args: -a"),
+    for (record, words) in [
+        (&recover, "Starting gprecoverseg with args: -a"),
         (
-            "rebalance",
+            &rebalance,
             "The rebalance operation has completed successfully.",
         ),
     ] {
-        let id = actions
-            .iter()
-            .find(|a| a["action"] == kind && a["state"] == "succeeded")
-            .and_then(|a| a["id"].as_i64())
-            .context("no succeeded action")?;
-        let record = stack.remediator.action(id)?;
-        ensure!(record.to_string().contains(words), "{kind}: {record:#}");
+        ensure!(record.to_string().contains(words), "{record:#}");
     }
-    let rows = cluster.segments(port)?;
-    ensure!(
-        rows.iter().all(|r| r.status == 'u'
-            && r.role == r.preferred_role
-            && (r.content < 0 || r.mode == 's')),
-        "not healthy and balanced after {actions:#?}: {rows:?}"
-    );
     let gpstate = cluster.as_admin("gpstate -e")?;
     let text = String::from_utf8_lossy(&gpstate.stdout);
     // GP6's words for a healthy pair set (A_healthy.txt of the recorded fixtures).
@@ -421,35 +382,8 @@ fn coordinator_activation(_shared: &RealCluster) -> Result<()> {
         },
     )
     .with_context(|| std::fs::read_to_string(&log).unwrap_or_default())?;
-    let coordinator = cluster
-        .segments(cluster.coordinator_port())?
-        .into_iter()
-        .find(|r| r.content == -1 && r.role == 'p')
-        .context("no coordinator row")?;
-    cluster.kill_instance(&coordinator.datadir)?;
-    // A restart during the outage: whatever the remediator knew only in memory is gone.
-    stack.remediator.restart()?;
-    let planned = wait_for(
-        "activate_standby to await approval",
-        Duration::from_secs(180),
-        Duration::from_secs(1),
-        || {
-            for a in stack.remediator.actions()? {
-                if a["action"] != "activate_standby" {
-                    continue;
-                }
-                let record = stack.remediator.action(a["id"].as_i64().unwrap_or(0))?;
-                match record["state"].as_str() {
-                    Some("awaiting_approval") => return Ok(Some(record)),
-                    Some("refused" | "failed" | "expired") => {
-                        anyhow::bail!("activation ended without a person: {record:#}")
-                    }
-                    _ => {}
-                }
-            }
-            Ok(None)
-        },
-    )?;
+    let mut story = Story::new(true);
+    let planned = real_story::coordinator_failure(&cluster, &mut stack, &mut story, true, false)?;
     ensure!(
         planned
             .to_string()
@@ -464,20 +398,11 @@ fn coordinator_activation(_shared: &RealCluster) -> Result<()> {
         "--reason",
         "the coordinator host is gone",
     ])?;
-    wait_for(
+    real_story::wait_for_action(
+        &stack.remediator,
+        "activate_standby",
         "the activation to be verified",
-        Duration::from_secs(240),
-        Duration::from_secs(1),
-        || {
-            let record = stack.remediator.action(id)?;
-            match record["state"].as_str() {
-                Some("succeeded") => Ok(Some(())),
-                Some("failed" | "refused" | "expired") => {
-                    anyhow::bail!("activation {id} ended: {record:#}")
-                }
-                _ => Ok(None),
-            }
-        },
+        |r| r["id"].as_i64() == Some(id) && r["state"] == "succeeded",
     )?;
     let standby_port = cluster.standby_port().context("no standby port")?;
     let mut new = cluster.connect(standby_port)?;

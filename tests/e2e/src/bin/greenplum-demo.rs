@@ -1,6 +1,7 @@
-//! See it heal: starts a lab cluster, greenplum-exporter, greenplum-remediator, a real
-//! Prometheus and a real Alertmanager, injects a fault and narrates what happens until the
-//! cluster is healthy again. The stack then stays up for exploring until Ctrl-C.
+//! See it heal: starts a lab cluster (or, with `--greenplum real`, a real Greenplum 6.24.3 from
+//! the shared assets), greenplum-exporter, greenplum-remediator, a real Prometheus and a real
+//! Alertmanager, injects a fault and narrates what happens until the cluster is healthy again.
+//! The stack then stays up for exploring until Ctrl-C.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +10,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
+use greenplum_e2e::real::{RealCluster, RealVersion};
+use greenplum_e2e::real_stack::RealStack;
+use greenplum_e2e::real_story;
 use greenplum_e2e::scenario::{self, Story};
 use greenplum_e2e::stack::{Stack, StackConfig};
 
@@ -24,11 +28,23 @@ enum Scenario {
     Coordinator,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Greenplum {
+    /// The lab: Greenplum's catalog and tools imitated on PostgreSQL 15 (needs nothing else).
+    Lab,
+    /// A real Greenplum 6.24.3 from ../shared/greenplum-6.24.3 (or GREENPLUM_SHARED_DIR), run
+    /// as gpadmin; needs root. Scenarios: primary, coordinator.
+    Real,
+}
+
 #[derive(Debug, Parser)]
-#[command(about = "Start the whole stack on a lab cluster, break it, and watch it heal")]
+#[command(about = "Start the whole stack on a lab or a real cluster, break it, and watch it heal")]
 struct Args {
     #[arg(long, value_enum, default_value = "primary")]
     scenario: Scenario,
+    /// Which Greenplum the story runs on.
+    #[arg(long, value_enum, default_value = "lab")]
+    greenplum: Greenplum,
     /// Where the stack keeps its configuration, logs, journal and data.
     #[arg(long, default_value = "/tmp/greenplum-demo")]
     dir: PathBuf,
@@ -50,6 +66,9 @@ fn main() -> Result<()> {
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
     if args.dir.exists() {
         std::fs::remove_dir_all(&args.dir)?;
+    }
+    if args.greenplum == Greenplum::Real {
+        return run_real(&args, &stop);
     }
     println!("Starting a 3-content lab cluster with a standby, the exporter, the remediator,");
     println!("Prometheus and Alertmanager in {} ...", args.dir.display());
@@ -103,6 +122,86 @@ fn main() -> Result<()> {
     println!("Stopping Prometheus, Alertmanager, the remediator, the exporter and the lab ...");
     drop(stack);
     Ok(())
+}
+
+/// The stories a real cluster can tell here: a primary, or the coordinator (with approval).
+fn run_real(args: &Args, stop: &AtomicBool) -> Result<()> {
+    if !matches!(args.scenario, Scenario::Primary | Scenario::Coordinator) {
+        anyhow::bail!(
+            "--greenplum real runs --scenario primary or coordinator; the others run on the lab"
+        );
+    }
+    println!("Creating a real Greenplum 6.24.3 cluster (2 pairs and a standby) ...");
+    let Some(cluster) = RealCluster::create(RealVersion::Gp6, 2, true)? else {
+        anyhow::bail!(
+            "no real Greenplum here (the line above says why); run without --greenplum real"
+        );
+    };
+    std::fs::create_dir_all(&args.dir)?;
+    println!(
+        "Starting the exporter, the remediator (as gpadmin), Prometheus and Alertmanager in {} ...",
+        args.dir.display()
+    );
+    let mut stack = RealStack::up(&cluster, &args.dir, args.rule_speedup)?;
+    print_real_urls(&stack, &cluster);
+    let mut story = Story::new(true);
+    match args.scenario {
+        Scenario::Coordinator => {
+            if !args.auto_approve {
+                println!(
+                    "\nWhen the activation waits for approval, approve it from another shell:\n  \
+                     {} actions approve ID --reason 'old coordinator host is dead' --url http://{} --auth.token-file {}\n",
+                    remediator_cli(),
+                    stack.remediator.address(),
+                    stack.remediator.token_file().display(),
+                );
+            }
+            real_story::coordinator_failure(
+                &cluster,
+                &mut stack,
+                &mut story,
+                false,
+                args.auto_approve,
+            )?;
+        }
+        _ => {
+            real_story::primary_failure(&cluster, &stack, &mut story)?;
+        }
+    }
+    if !args.no_wait {
+        println!("\nThe stack stays up for you to explore (URLs above). Press Ctrl-C to stop everything.");
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    println!("Stopping Prometheus, Alertmanager, the remediator, the exporter and the cluster ...");
+    drop(stack);
+    drop(cluster);
+    Ok(())
+}
+
+fn print_real_urls(stack: &RealStack, cluster: &RealCluster) {
+    println!(
+        "\n  Prometheus     {}  (alerts: {}/alerts)",
+        stack.prometheus.url(),
+        stack.prometheus.url()
+    );
+    println!("  Alertmanager   {}", stack.alertmanager.url());
+    println!(
+        "  Exporter       http://{}/metrics",
+        stack.exporter.address()
+    );
+    println!(
+        "  Remediator     http://{}/api/v1/actions  (bearer token in {})",
+        stack.remediator.address(),
+        stack.remediator.token_file().display()
+    );
+    println!(
+        "  Greenplum      su gpadmin -c 'source {}/env.sh; gpstate -s' (coordinator port {})",
+        cluster.dir().display(),
+        cluster.coordinator_port()
+    );
+    println!("  Logs, policy, journal: {}\n", stack.dir().display());
 }
 
 fn remediator_cli() -> String {
