@@ -134,7 +134,13 @@ pub fn coordinator_failure(
     if !approve {
         return Ok(planned);
     }
-    stack.remediator.cli(&[
+    approve_activation(&stack.remediator, story, id)
+}
+
+/// Approves activation `id` as an operator would (the remediator's CLI) and waits for it to
+/// be verified; returns its record.
+pub fn approve_activation(remediator: &Remediator, story: &mut Story, id: i64) -> Result<Value> {
+    remediator.cli(&[
         "actions",
         "approve",
         &id.to_string(),
@@ -143,7 +149,7 @@ pub fn coordinator_failure(
     ])?;
     story.say(format!("operator approved action {id}"));
     let done = wait_for_action(
-        &stack.remediator,
+        remediator,
         "activate_standby",
         "the activation to be verified",
         |r| r["id"].as_i64() == Some(id) && r["state"] == "succeeded",

@@ -391,19 +391,7 @@ fn coordinator_activation(_shared: &RealCluster) -> Result<()> {
         "the approver is not shown the evidence: {planned:#}"
     );
     let id = planned["id"].as_i64().context("action without id")?;
-    stack.remediator.cli(&[
-        "actions",
-        "approve",
-        &id.to_string(),
-        "--reason",
-        "the coordinator host is gone",
-    ])?;
-    real_story::wait_for_action(
-        &stack.remediator,
-        "activate_standby",
-        "the activation to be verified",
-        |r| r["id"].as_i64() == Some(id) && r["state"] == "succeeded",
-    )?;
+    real_story::approve_activation(&stack.remediator, &mut story, id)?;
     let standby_port = cluster.standby_port().context("no standby port")?;
     let mut new = cluster.connect(standby_port)?;
     let in_recovery: bool = new.query_one("SELECT pg_is_in_recovery()", &[])?.get(0);

@@ -10,9 +10,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
+use greenplum_e2e::alertmanager::Alertmanager;
+use greenplum_e2e::exporter::Exporter;
+use greenplum_e2e::prometheus::Prometheus;
 use greenplum_e2e::real::{RealCluster, RealVersion};
 use greenplum_e2e::real_stack::RealStack;
 use greenplum_e2e::real_story;
+use greenplum_e2e::remediator::Remediator;
 use greenplum_e2e::scenario::{self, Story};
 use greenplum_e2e::stack::{Stack, StackConfig};
 
@@ -181,27 +185,18 @@ fn run_real(args: &Args, stop: &AtomicBool) -> Result<()> {
 }
 
 fn print_real_urls(stack: &RealStack, cluster: &RealCluster) {
-    println!(
-        "\n  Prometheus     {}  (alerts: {}/alerts)",
-        stack.prometheus.url(),
-        stack.prometheus.url()
+    print_urls_of(
+        &stack.prometheus,
+        &stack.alertmanager,
+        &stack.exporter,
+        &stack.remediator,
+        &format!(
+            "Greenplum      su gpadmin -c 'source {}/env.sh; gpstate -s' (coordinator port {})",
+            cluster.dir().display(),
+            cluster.coordinator_port()
+        ),
+        stack.dir(),
     );
-    println!("  Alertmanager   {}", stack.alertmanager.url());
-    println!(
-        "  Exporter       http://{}/metrics",
-        stack.exporter.address()
-    );
-    println!(
-        "  Remediator     http://{}/api/v1/actions  (bearer token in {})",
-        stack.remediator.address(),
-        stack.remediator.token_file().display()
-    );
-    println!(
-        "  Greenplum      su gpadmin -c 'source {}/env.sh; gpstate -s' (coordinator port {})",
-        cluster.dir().display(),
-        cluster.coordinator_port()
-    );
-    println!("  Logs, policy, journal: {}\n", stack.dir().display());
 }
 
 fn remediator_cli() -> String {
@@ -228,25 +223,41 @@ fn wait_for_operator(stack: &Stack, story: &mut Story, stop: &AtomicBool) -> Res
 }
 
 fn print_urls(stack: &Stack) {
+    print_urls_of(
+        &stack.prometheus,
+        &stack.alertmanager,
+        &stack.exporter,
+        &stack.remediator,
+        &format!(
+            "Lab            GPLAB_DIR={} (coordinator port {})",
+            stack.lab.dir().display(),
+            stack.lab.coordinator_port()
+        ),
+        stack.dir(),
+    );
+}
+
+/// Where everything the demo started can be reached; `cluster` is the cluster's own line.
+fn print_urls_of(
+    prometheus: &Prometheus,
+    alertmanager: &Alertmanager,
+    exporter: &Exporter,
+    remediator: &Remediator,
+    cluster: &str,
+    dir: &std::path::Path,
+) {
     println!(
         "\n  Prometheus     {}  (alerts: {}/alerts)",
-        stack.prometheus.url(),
-        stack.prometheus.url()
+        prometheus.url(),
+        prometheus.url()
     );
-    println!("  Alertmanager   {}", stack.alertmanager.url());
-    println!(
-        "  Exporter       http://{}/metrics",
-        stack.exporter.address()
-    );
+    println!("  Alertmanager   {}", alertmanager.url());
+    println!("  Exporter       http://{}/metrics", exporter.address());
     println!(
         "  Remediator     http://{}/api/v1/actions  (bearer token in {})",
-        stack.remediator.address(),
-        stack.remediator.token_file().display()
+        remediator.address(),
+        remediator.token_file().display()
     );
-    println!(
-        "  Lab            GPLAB_DIR={} (coordinator port {})",
-        stack.lab.dir().display(),
-        stack.lab.coordinator_port()
-    );
-    println!("  Logs, policy, journal: {}\n", stack.dir().display());
+    println!("  {cluster}");
+    println!("  Logs, policy, journal: {}\n", dir.display());
 }
