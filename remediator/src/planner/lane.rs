@@ -116,41 +116,43 @@ impl Lane {
         let Ok(standby) = &snapshot.standby else {
             return;
         };
+        let (at, in_sync) = (snapshot.taken_at, gates::standby_in_sync(snapshot));
+        let changed = self
+            .standby_sighting
+            .as_ref()
+            .is_none_or(|last| last.in_sync != in_sync);
+        let due = self.standby_sighting.as_ref().is_some_and(|last| {
+            (at - last.at)
+                .to_std()
+                .map_or(true, |age| age >= SIGHTING_REFRESH)
+        });
+        // Most reads change nothing: only then is the sighting built and journalled.
+        if !changed && !due {
+            return;
+        }
         let sighting = StandbySighting {
-            at: snapshot.taken_at,
-            in_sync: gates::standby_in_sync(snapshot),
+            at,
+            in_sync,
             detail: serde_json::json!({
                 "walsender": standby.walsender,
                 "coordinator_current": standby.coordinator_current,
             }),
             seen_by: seen_by(),
         };
-        let changed = self
-            .standby_sighting
-            .as_ref()
-            .is_none_or(|last| last.in_sync != sighting.in_sync);
-        let stale = changed
-            || self.standby_sighting.as_ref().is_some_and(|last| {
-                (sighting.at - last.at)
-                    .to_std()
-                    .map_or(true, |age| age >= SIGHTING_REFRESH)
-            });
-        if stale {
-            match self
-                .journal
-                .record_standby_sighting(&self.cluster.name, &sighting)
-            {
-                // Said once per change: activation depends on it.
-                Ok(()) if changed => tracing::info!(
-                    cluster = %self.cluster.name,
-                    in_sync = sighting.in_sync,
-                    "standby sighting journalled"
-                ),
-                Ok(()) => {}
-                Err(e) => self.journal_error(&e),
-            }
-            self.standby_sighting = Some(sighting);
+        match self
+            .journal
+            .record_standby_sighting(&self.cluster.name, &sighting)
+        {
+            // Said once per change: activation depends on it.
+            Ok(()) if changed => tracing::info!(
+                cluster = %self.cluster.name,
+                in_sync,
+                "standby sighting journalled"
+            ),
+            Ok(()) => {}
+            Err(e) => self.journal_error(&e),
         }
+        self.standby_sighting = Some(sighting);
     }
 
     /// The journalled sight of the standby, after a (re)start: a remediator restarted during

@@ -97,17 +97,17 @@ fn series(body: &str, name: &str, with: &[(&str, &str)]) -> Option<f64> {
         .find_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
 }
 
-/// `greenplum-exporter check` against the cluster: exit code and output.
+/// `greenplum-exporter check` against the cluster as the admin: exit code and output.
 fn check(cluster: &RealCluster) -> Result<(i32, String)> {
+    check_as(&cluster.endpoints(), &cluster.env())
+}
+
+/// `greenplum-exporter check` against `endpoints` with the libpq environment `env`.
+fn check_as(endpoints: &[String], env: &[(String, String)]) -> Result<(i32, String)> {
     let mut command = Command::new(binary("greenplum-exporter")?);
     command.arg("check").arg("--connect-timeout=5s");
-    command.args(
-        cluster
-            .endpoints()
-            .iter()
-            .map(|e| format!("--coordinator={e}")),
-    );
-    command.envs(cluster.env());
+    command.args(endpoints.iter().map(|e| format!("--coordinator={e}")));
+    command.envs(env.iter().cloned());
     let out = command
         .output()
         .context("running greenplum-exporter check")?;
@@ -310,19 +310,13 @@ fn operations_recipe(cluster: &RealCluster) -> Result<()> {
 
     // The whole recipe: check passes on the healthy cluster.
     let saved = cluster.prepend_hba(&hba)?;
-    let mut command = Command::new(binary("greenplum-exporter")?);
-    command.arg("check").arg("--connect-timeout=5s");
-    command.args(endpoints.iter().map(|e| format!("--coordinator={e}")));
-    command.envs(env.iter().cloned());
-    let out = command.output()?;
+    let checked = check_as(&endpoints, &env);
     cluster.restore_hba(saved)?;
     admin.batch_execute("DROP ROLE greenplum_exporter")?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (code, text) = checked?;
     ensure!(
-        out.status.code() == Some(0),
-        "check with the OPERATIONS.md recipe exited {:?} on a healthy cluster:\n{text}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
+        code == 0,
+        "check with the OPERATIONS.md recipe exited {code} on a healthy cluster:\n{text}"
     );
     Ok(())
 }

@@ -100,13 +100,7 @@ fn main() -> Result<()> {
         }
         Scenario::Coordinator => {
             if !args.auto_approve {
-                println!(
-                    "\nWhen the activation waits for approval, approve it from another shell:\n  \
-                     {} actions list --state awaiting_approval --url http://{} --auth.token-file {}\n  \
-                     {} actions approve ID --reason 'old coordinator host is dead' --url http://{} --auth.token-file {}\n",
-                    remediator_cli(), stack.remediator.address(), stack.remediator.token_file().display(),
-                    remediator_cli(), stack.remediator.address(), stack.remediator.token_file().display(),
-                );
+                print_approval_hint(&stack.remediator);
             }
             scenario::coordinator_failure(&stack, &mut story, args.auto_approve)?;
             if !args.auto_approve {
@@ -117,12 +111,7 @@ fn main() -> Result<()> {
     if args.no_wait {
         return Ok(());
     }
-    println!(
-        "\nThe stack stays up for you to explore (URLs above). Press Ctrl-C to stop everything."
-    );
-    while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    stay_up(&stop);
     println!("Stopping Prometheus, Alertmanager, the remediator, the exporter and the lab ...");
     drop(stack);
     Ok(())
@@ -152,13 +141,7 @@ fn run_real(args: &Args, stop: &AtomicBool) -> Result<()> {
     match args.scenario {
         Scenario::Coordinator => {
             if !args.auto_approve {
-                println!(
-                    "\nWhen the activation waits for approval, approve it from another shell:\n  \
-                     {} actions approve ID --reason 'old coordinator host is dead' --url http://{} --auth.token-file {}\n",
-                    remediator_cli(),
-                    stack.remediator.address(),
-                    stack.remediator.token_file().display(),
-                );
+                print_approval_hint(&stack.remediator);
             }
             real_story::coordinator_failure(
                 &cluster,
@@ -173,10 +156,7 @@ fn run_real(args: &Args, stop: &AtomicBool) -> Result<()> {
         }
     }
     if !args.no_wait {
-        println!("\nThe stack stays up for you to explore (URLs above). Press Ctrl-C to stop everything.");
-        while !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        stay_up(stop);
     }
     println!("Stopping Prometheus, Alertmanager, the remediator, the exporter and the cluster ...");
     drop(stack);
@@ -197,6 +177,27 @@ fn print_real_urls(stack: &RealStack, cluster: &RealCluster) {
         ),
         stack.dir(),
     );
+}
+
+/// How to approve from another shell, with this remediator's address and token file.
+fn print_approval_hint(remediator: &Remediator) {
+    let cli = remediator_cli();
+    let (url, token) = (remediator.address(), remediator.token_file().display());
+    println!(
+        "\nWhen the activation waits for approval, approve it from another shell:\n  \
+         {cli} actions list --state awaiting_approval --url http://{url} --auth.token-file {token}\n  \
+         {cli} actions approve ID --reason 'old coordinator host is dead' --url http://{url} --auth.token-file {token}\n"
+    );
+}
+
+/// Keeps the stack up for exploring until Ctrl-C.
+fn stay_up(stop: &AtomicBool) {
+    println!(
+        "\nThe stack stays up for you to explore (URLs above). Press Ctrl-C to stop everything."
+    );
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn remediator_cli() -> String {
